@@ -1,0 +1,14 @@
+import { Command } from 'commander';
+import { registerMirrorCommand } from './mirror/command.js';
+
+/** Builds the `mirrorgate` command tree; each area registers its own subcommands. */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('mirrorgate')
+    .description('Pull-through image mirror and admission webhook that keeps Kubernetes image pulls off Docker Hub')
+    .showHelpAfterError();
+  registerMirrorCommand(program);
+  return program;
+}
+

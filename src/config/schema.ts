@@ -1,0 +1,147 @@
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+import { parseListen } from './listen.js';
+
+/**
+ * The configuration file's schema. Every field is documented in docs/configuration.md; keep the two in step
+ * (a test checks that each field here is mentioned there).
+ */
+
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. "30s", "10m", "1h")` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a size: ${JSON.stringify(v)} (use e.g. "512MiB", "50GiB")` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const listen = z.string().refine((v) => parseListen(v) !== undefined, {
+  message: 'not a listen address (use ":5000", "127.0.0.1:5000" or "[::1]:5000")',
+});
+
+/** A registry host as it appears in image references: lowercase DNS name or IP, optional port. */
+export const REGISTRY_HOST_RE = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::\d{1,5})?$|^\[[0-9a-f:]+\](?::\d{1,5})?$/;
+
+const secretSource = z
+  .object({
+    value: z.string().optional(),
+    file: z.string().optional(),
+    env: z.string().optional(),
+  })
+  .strict()
+  .refine((s) => [s.value, s.file, s.env].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of value, file or env',
+  });
+
+const upstreamCredentials = z
+  .object({
+    username: secretSource,
+    password: secretSource,
+  })
+  .strict();
+
+const timeouts = z
+  .object({
+    connect: duration.default(10_000),
+    headers: duration.default(30_000),
+    /** Longest silence between two chunks of a body. */
+    body: duration.default(60_000),
+  })
+  .strict();
+
+export const upstreamSchema = z
+  .object({
+    url: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+    credentials: upstreamCredentials.optional(),
+    /** How long a cached tag is answered without asking the upstream. */
+    tagFreshness: duration.default(600_000),
+    timeouts: timeouts.default({ connect: 10_000, headers: 30_000, body: 60_000 }),
+    /** Most simultaneous requests to this upstream. */
+    maxConnections: z.number().int().min(1).max(1024).default(64),
+  })
+  .strict();
+
+export const tlsSchema = z
+  .object({
+    cert: z.string().min(1),
+    key: z.string().min(1),
+  })
+  .strict();
+
+export const mirrorSchema = z
+  .object({
+    listen: listen.default(':5000'),
+    storage: z
+      .object({
+        path: z.string().min(1).default('./data'),
+        maxSize: size.optional(),
+      })
+      .strict()
+      .default({ path: './data' }),
+    tls: tlsSchema.optional(),
+    /** How long a client may take to send its request headers. */
+    headersTimeout: duration.default(30_000),
+    /** Seconds to wait for in-flight requests on SIGTERM before closing anyway. */
+    shutdownGrace: duration.default(30_000),
+  })
+  .strict();
+
+export const webhookSchema = z
+  .object({
+    listen: listen.default(':8443'),
+    /** Registry host (and port) the webhook rewrites images to. */
+    mirrorHost: z.string().regex(REGISTRY_HOST_RE, 'not a registry host').default('registry.krisalee.dev.joona.fr'),
+    /** Name of the dockerconfigjson Secret added to rewritten pods' imagePullSecrets. */
+    pullSecretName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/).max(253).default('mirrorgate-pull-secret'),
+    tls: tlsSchema.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Registry host -> upstream. Docker Hub is `docker.io`. */
+    upstreams: z
+      .record(z.string().regex(REGISTRY_HOST_RE, 'upstream keys are registry hosts such as "ghcr.io"'), upstreamSchema)
+      .default({ 'docker.io': upstreamSchema.parse({ url: 'https://registry-1.docker.io' }) }),
+    mirror: mirrorSchema.default(mirrorSchema.parse({})),
+    webhook: webhookSchema.default(webhookSchema.parse({})),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type MirrorConfig = z.output<typeof mirrorSchema>;
+export type WebhookConfig = z.output<typeof webhookSchema>;
+
+/** Where the well-known registries live, so `--upstream ghcr.io` needs no URL. */
+export const KNOWN_UPSTREAM_URLS: Record<string, string> = {
+  'docker.io': 'https://registry-1.docker.io',
+  'ghcr.io': 'https://ghcr.io',
+  'quay.io': 'https://quay.io',
+  'registry.k8s.io': 'https://registry.k8s.io',
+  'gcr.io': 'https://gcr.io',
+  'public.ecr.aws': 'https://public.ecr.aws',
+  'mcr.microsoft.com': 'https://mcr.microsoft.com',
+};
+
+/** Names that mean Docker Hub in image references and in `?ns=`. */
+export const DOCKER_HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
