@@ -100,14 +100,60 @@ export const mirrorSchema = z
   })
   .strict();
 
+const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'not a Kubernetes object name').max(253);
+
 export const webhookSchema = z
   .object({
     listen: listen.default(':8443'),
     /** Registry host (and port) the webhook rewrites images to. */
-    mirrorHost: z.string().regex(REGISTRY_HOST_RE, 'not a registry host').default('registry.krisalee.dev.joona.fr'),
+    mirrorHost: z
+      .string()
+      .regex(REGISTRY_HOST_RE, 'not a registry host')
+      // A host without a dot or port reads as a Docker Hub namespace in an image reference (`mirror/nginx`).
+      .refine((h) => /[.:]/.test(h) || h === 'localhost', 'must contain a dot or a port (or be "localhost") to read as a registry host')
+      .refine((h) => !/^(?:index\.|registry-1\.)?docker\.io$/.test(h), 'cannot be Docker Hub') // DOCKER_HUB_ALIASES is declared below (TDZ at load)
+      .default('registry.krisalee.dev.joona.fr'),
     /** Name of the dockerconfigjson Secret added to rewritten pods' imagePullSecrets. */
-    pullSecretName: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/).max(253).default('mirrorgate-pull-secret'),
+    pullSecretName: k8sName.default('mirrorgate-pull-secret'),
     tls: tlsSchema.optional(),
+    /**
+     * Registries whose images are rewritten to the mirror. Default: the keys of `upstreams` plus the
+     * well-known registries (docker.io, ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, mcr.microsoft.com).
+     */
+    registries: z.array(z.string().regex(REGISTRY_HOST_RE, 'not a registry host')).optional(),
+    /** Image patterns left alone (`*` within a path component, `**` across them), matched against the name as written and normalised. */
+    exclude: z.array(z.string().min(1)).default([]),
+    /** Add `pullSecretName` to rewritten pods and keep that Secret in every opted-in namespace. */
+    injectPullSecret: z.boolean().default(true),
+    /** Namespace the webhook runs in (its TLS Secret and the pull secret source live there). Default: POD_NAMESPACE, the in-cluster namespace, or "mirrorgate". */
+    namespace: k8sName.optional(),
+    /** Service that fronts the webhook; its DNS names go into the generated serving certificate. */
+    serviceName: k8sName.default('mirrorgate-webhook'),
+    /** MutatingWebhookConfiguration whose caBundle the webhook keeps up to date (generated-certificate mode). */
+    webhookConfigurationName: k8sName.default('mirrorgate'),
+    /** Secret (in `namespace`) holding the generated CA and serving certificate, shared by replicas. */
+    tlsSecretName: k8sName.default('mirrorgate-webhook-tls'),
+    /** Secret (in `namespace`) copied as `pullSecretName` into every opted-in namespace. */
+    pullSecretSourceName: k8sName.default('mirrorgate-pull-secret'),
+    /** Lifetime of generated serving certificates, and how long before expiry they are renewed. */
+    certValidity: duration.default(365 * 86_400_000),
+    certRenewBefore: duration.default(30 * 86_400_000),
+    /** Largest AdmissionReview body accepted. The API server sends at most 3 MiB objects. */
+    maxBodySize: size.default(3 * 1024 * 1024 + 64 * 1024),
+    /** Full resync period of the pull secret controller. */
+    resync: duration.default(600_000),
+    mirrorProbe: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Default: `https://<mirrorHost>/v2/`. Any HTTP answer below 500 (200, 401) counts as reachable. */
+        url: z.url({ protocol: /^https?$/ }).optional(),
+        interval: duration.default(10_000),
+        timeout: duration.default(3_000),
+        /** What to do with images while the mirror is unreachable: leave them alone, or rewrite anyway. */
+        whenUnreachable: z.enum(['skip', 'rewrite']).default('skip'),
+      })
+      .strict()
+      .default({ enabled: true, interval: 10_000, timeout: 3_000, whenUnreachable: 'skip' }),
   })
   .strict();
 

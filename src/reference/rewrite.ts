@@ -1,0 +1,83 @@
+import { PATH_COMPONENT_RE, parseDigest } from './grammar.js';
+import { DOCKER_HUB_DOMAIN, formatReference, familiarName, fullName, parseReference, type ImageReference } from './parse.js';
+import type { ImageMatcher } from './match.js';
+
+/**
+ * The image rewrite the webhook applies, with the routing the mirror uses: Docker Hub images become
+ * `<mirror>/<path>` (`library/` kept), other registries `<mirror>/<registry-host>/<path>`.
+ */
+
+export interface RewriteRules {
+  /** Registry host (and port) of the mirror, lowercase. */
+  mirrorHost: string;
+  /** Lowercase registry hosts whose images go through the mirror; `docker.io` stands for Docker Hub. */
+  registries: ReadonlySet<string>;
+  /** Hosts that are Docker Hub under another name (lowercase). */
+  dockerHubAliases: readonly string[];
+  /** Images matching these are left alone. */
+  exclude: ImageMatcher;
+}
+
+/** Bounded set: these values label metrics. */
+export const REWRITE_REASONS = [
+  'rewritten',
+  'already-mirrored',
+  'not-upstream',
+  'excluded',
+  'invalid',
+  'unroutable-host',
+  'unsupported-digest',
+  'name-too-long',
+] as const;
+export type RewriteReason = (typeof REWRITE_REASONS)[number];
+
+export interface RewriteResult {
+  input: string;
+  output: string;
+  changed: boolean;
+  reason: RewriteReason;
+  /** Human explanation when the image was left alone. */
+  detail?: string;
+}
+
+function unchanged(input: string, reason: RewriteReason, detail: string): RewriteResult {
+  return { input, output: input, changed: false, reason, detail };
+}
+
+/** The mirror-side repository path for a parsed reference, or undefined when the host cannot be a path component. */
+export function mirrorPath(ref: ImageReference, hub: boolean): string | undefined {
+  if (hub) return ref.path;
+  const host = ref.domain.toLowerCase();
+  // The host becomes the first path component on the mirror, so it must obey the path grammar (no port, no IPv6).
+  if (!PATH_COMPONENT_RE.test(host)) return undefined;
+  return `${host}/${ref.path}`;
+}
+
+/** What the webhook writes for one image. Pure; never throws. */
+export function rewriteImage(input: string, rules: RewriteRules): RewriteResult {
+  const parsed = parseReference(input);
+  if (!parsed.ok) return unchanged(input, 'invalid', parsed.error);
+  const ref = parsed.ref;
+  const host = ref.domain.toLowerCase();
+  if (host === rules.mirrorHost) return unchanged(input, 'already-mirrored', 'image is already on the mirror');
+
+  const candidates = [input, familiarName(ref), fullName(ref), formatReference(ref)];
+  if (rules.exclude(candidates)) return unchanged(input, 'excluded', 'image matches an exclude pattern');
+
+  const hub = host === DOCKER_HUB_DOMAIN || rules.dockerHubAliases.includes(host);
+  if (!rules.registries.has(hub ? DOCKER_HUB_DOMAIN : host)) {
+    return unchanged(input, 'not-upstream', `registry ${host} is not mirrored`);
+  }
+  if (ref.digest !== undefined && !parseDigest(ref.digest)) {
+    return unchanged(input, 'unsupported-digest', 'the mirror cannot verify this digest algorithm');
+  }
+  const path = mirrorPath(ref, hub);
+  if (path === undefined) return unchanged(input, 'unroutable-host', `registry host ${host} cannot be a path component on the mirror`);
+
+  const tag = ref.tag ?? (ref.digest === undefined ? 'latest' : undefined);
+  const output = formatReference({ domain: rules.mirrorHost, path, tag, digest: ref.digest });
+  // Whatever we write must itself be a valid reference (the 255-character limit can bite after prefixing).
+  const check = parseReference(output);
+  if (!check.ok) return unchanged(input, 'name-too-long', `rewritten reference would be invalid: ${check.error}`);
+  return { input, output, changed: true, reason: 'rewritten' };
+}

@@ -1,0 +1,71 @@
+/** A small seeded generator of image references (valid and broken), for property tests. */
+export function rng(seed: number): () => number {
+  // mulberry32: tiny, deterministic, good enough for test data.
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class Gen {
+  private readonly r: () => number;
+  constructor(seed: number) {
+    this.r = rng(seed);
+  }
+  int(max: number): number {
+    return Math.floor(this.r() * max);
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+  chance(p: number): boolean {
+    return this.r() < p;
+  }
+  chars(alphabet: string, min: number, max: number): string {
+    let s = '';
+    const n = min + this.int(max - min + 1);
+    for (let i = 0; i < n; i++) s += alphabet[this.int(alphabet.length)];
+    return s;
+  }
+  component(): string {
+    const alnum = 'abcdefghijklmnopqrstuvwxyz0123456789';
+    let s = this.chars(alnum, 1, 8);
+    while (this.chance(0.3)) s += this.pick(['.', '_', '__', '-', '--']) + this.chars(alnum, 1, 6);
+    return s;
+  }
+  host(): string {
+    return this.pick([
+      'docker.io', 'index.docker.io', 'registry-1.docker.io', 'ghcr.io', 'quay.io', 'registry.k8s.io', 'gcr.io',
+      'public.ecr.aws', 'mcr.microsoft.com', 'localhost', 'localhost:5000', 'example.com', 'Example.COM',
+      'my-registry.internal:443', '10.0.0.1:5000', '[::1]:5000', 'registry.krisalee.dev.joona.fr', 'm.example',
+    ]);
+  }
+  tag(): string {
+    return this.chars('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_', 1, 1) + this.chars('abcdefgXYZ0123456789_.-', 0, 20);
+  }
+  digest(): string {
+    return this.chance(0.8) ? 'sha256:' + this.chars('0123456789abcdef', 64, 64) : 'sha512:' + this.chars('0123456789abcdef', 128, 128);
+  }
+  /** A reference that is valid by construction (unless the name is too long, which is rare and checked). */
+  validReference(): string {
+    const parts: string[] = [];
+    const n = 1 + this.int(4);
+    for (let i = 0; i < n; i++) parts.push(this.component());
+    let name = parts.join('/');
+    if (this.chance(0.6)) name = `${this.host()}/${name}`;
+    if (this.chance(0.6)) name += `:${this.tag()}`;
+    if (this.chance(0.3)) name += `@${this.digest()}`;
+    return name;
+  }
+  /** A reference with one random mutation, usually invalid. */
+  mutated(): string {
+    const s = this.validReference();
+    const i = this.int(s.length + 1);
+    const insert = this.pick(['', 'A', ':', '@', '/', '//', ' ', '-', '.', '_', '!', 'é', ':-', '@sha256:']);
+    return s.slice(0, i) + insert + s.slice(i + this.int(3));
+  }
+}

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../../src/config/schema.js';
+import { parseReference } from '../../../src/reference/parse.js';
+import { rewriteImage } from '../../../src/reference/rewrite.js';
+import { rulesFromConfig } from '../../../src/webhook/rules.js';
+import { Gen } from './generate.js';
+
+const D64 = 'a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4';
+const MIRROR = 'registry.krisalee.dev.joona.fr';
+const rules = rulesFromConfig(configSchema.parse({}));
+
+function out(image: string, r = rules) {
+  return rewriteImage(image, r);
+}
+
+describe('rewriteImage with the default configuration', () => {
+  it.each([
+    ['nginx', `${MIRROR}/library/nginx:latest`],
+    ['nginx:1.27', `${MIRROR}/library/nginx:1.27`],
+    ['busybox:1.36', `${MIRROR}/library/busybox:1.36`],
+    ['bitnami/nginx:1.27', `${MIRROR}/bitnami/nginx:1.27`],
+    ['docker.io/library/redis@sha256:' + D64, `${MIRROR}/library/redis@sha256:${D64}`],
+    ['index.docker.io/x', `${MIRROR}/library/x:latest`],
+    ['registry-1.docker.io/library/x:1', `${MIRROR}/library/x:1`],
+    ['nginx:1.27@sha256:' + D64, `${MIRROR}/library/nginx:1.27@sha256:${D64}`],
+    ['ghcr.io/example-org/app:v2.3.1', `${MIRROR}/ghcr.io/example-org/app:v2.3.1`],
+    ['quay.io/prometheus/node-exporter:v1.8.2', `${MIRROR}/quay.io/prometheus/node-exporter:v1.8.2`],
+    ['registry.k8s.io/pause:3.10', `${MIRROR}/registry.k8s.io/pause:3.10`],
+    ['GHCR.io/a/b:1', `${MIRROR}/ghcr.io/a/b:1`],
+  ])('%s -> %s', (input, expected) => {
+    expect(out(input)).toEqual({ input, output: expected, changed: true, reason: 'rewritten' });
+  });
+
+  it.each([
+    [`${MIRROR}/library/nginx:1.27`, 'already-mirrored'],
+    [`${MIRROR}/library/nginx`, 'already-mirrored'],
+    ['localhost:5000/tools/debug:1', 'not-upstream'],
+    ['example.com/a/b', 'not-upstream'],
+    ['Nginx', 'invalid'],
+    ['nginx@md5:' + 'a'.repeat(32), 'invalid'],
+    ['nginx@sha384:' + 'a'.repeat(96), 'unsupported-digest'],
+  ])('leaves %s alone (%s)', (input, reason) => {
+    const r = out(input);
+    expect(r.changed).toBe(false);
+    expect(r.output).toBe(input);
+    expect(r.reason).toBe(reason);
+    expect(r.detail).toBeTruthy();
+  });
+
+  it('matches the done criteria of the issue', () => {
+    const m = rulesFromConfig(configSchema.parse({ webhook: { mirrorHost: 'm.example' } }));
+    expect(out('ghcr.io/a/b@sha256:' + D64, m).output).toBe(`m.example/ghcr.io/a/b@sha256:${D64}`);
+  });
+});
+
+describe('rewrite rules from configuration', () => {
+  it('rewrites only the listed registries when webhook.registries is set', () => {
+    const r = rulesFromConfig(configSchema.parse({ webhook: { registries: ['docker.io'] } }));
+    expect(out('nginx', r).changed).toBe(true);
+    expect(out('ghcr.io/a/b', r).reason).toBe('not-upstream');
+  });
+
+  it('includes configured upstreams by default', () => {
+    const r = rulesFromConfig(configSchema.parse({ upstreams: { 'harbor.example.com': { url: 'https://harbor.example.com' } } }));
+    expect(out('harbor.example.com/p/a:1', r).output).toBe(`${MIRROR}/harbor.example.com/p/a:1`);
+    expect(out('nginx', r).changed).toBe(true);
+  });
+
+  it('refuses hosts with a port: they cannot be a path component on the mirror', () => {
+    const r = rulesFromConfig(configSchema.parse({ webhook: { registries: ['localhost:5000'] } }));
+    expect(out('localhost:5000/a', r).reason).toBe('unroutable-host');
+  });
+
+  it('applies exclude patterns to the written and normalised names', () => {
+    const r = rulesFromConfig(configSchema.parse({ webhook: { exclude: ['nginx', 'docker.io/bitnami/*', 'ghcr.io/**', 'quay.io/*/x:debug'] } }));
+    expect(out('nginx:1.27', r).reason).toBe('excluded');
+    expect(out('docker.io/library/nginx', r).reason).toBe('excluded');
+    expect(out('bitnami/redis', r).reason).toBe('excluded');
+    expect(out('bitnami/a/b', r).changed).toBe(true);
+    expect(out('ghcr.io/a/b/c:1', r).reason).toBe('excluded');
+    expect(out('quay.io/o/x:debug', r).reason).toBe('excluded');
+    expect(out('quay.io/o/x:1', r).changed).toBe(true);
+    expect(out('redis', r).changed).toBe(true);
+  });
+
+  it('refuses mirror hosts that would read as a Docker Hub namespace', () => {
+    expect(configSchema.safeParse({ webhook: { mirrorHost: 'mirror' } }).success).toBe(false);
+    expect(configSchema.safeParse({ webhook: { mirrorHost: 'docker.io' } }).success).toBe(false);
+    expect(configSchema.safeParse({ webhook: { mirrorHost: 'localhost:5000' } }).success).toBe(true);
+  });
+
+  it('leaves the reference alone when the rewritten name would pass 255 characters', () => {
+    const path = 'a'.repeat(255 - 'ghcr.io/'.length);
+    const r = out(`ghcr.io/${path}`);
+    expect(r.reason).toBe('name-too-long');
+    expect(r.output).toBe(`ghcr.io/${path}`);
+  });
+});
+
+describe('properties over generated references', () => {
+  const mirrors = [rules, rulesFromConfig(configSchema.parse({ webhook: { mirrorHost: 'localhost:5000', registries: ['docker.io', 'ghcr.io', 'example.com'] } }))];
+
+  it('is idempotent, always outputs a valid reference when the input was one, and keeps tag and digest', () => {
+    const g = new Gen(20241122);
+    let changed = 0;
+    for (let i = 0; i < 5000; i++) {
+      const input = i % 3 === 0 ? g.mutated() : g.validReference();
+      for (const r of mirrors) {
+        const once = rewriteImage(input, r);
+        const twice = rewriteImage(once.output, r);
+        expect(twice.output, input).toBe(once.output);
+        expect(twice.changed, input).toBe(false);
+        const before = parseReference(input);
+        expect(once.reason === 'invalid', input).toBe(!before.ok);
+        if (before.ok) {
+          const after = parseReference(once.output);
+          expect(after.ok, `${input} -> ${once.output}`).toBe(true);
+          if (after.ok && once.changed) {
+            changed++;
+            expect(after.ref.domain).toBe(r.mirrorHost);
+            expect(after.ref.digest).toBe(before.ref.digest);
+            expect(after.ref.tag).toBe(before.ref.tag ?? (before.ref.digest ? undefined : 'latest'));
+            expect(after.ref.path.endsWith(before.ref.path)).toBe(true);
+          }
+        } else {
+          expect(once.output).toBe(input);
+        }
+      }
+    }
+    expect(changed).toBeGreaterThan(1000);
+  });
+});
