@@ -1,0 +1,93 @@
+import fastJsonPatch from 'fast-json-patch';
+import type { Logger } from '../common/logger.js';
+import type { RewriteRules } from '../reference/rewrite.js';
+import type { AdmissionRequest, AdmissionReviewResponse, Pod } from './admission-types.js';
+import { operationLabel, type WebhookMetrics } from './metrics.js';
+import { mutatePod } from './pod-mutation.js';
+import { allowed, patched } from './review.js';
+
+/** The admission handler: a review request in, a review response out. No HTTP here, and no network call. */
+
+export interface AdmissionSettings {
+  rules: RewriteRules;
+  /** Undefined when pull secret injection is off. */
+  pullSecretName: string | undefined;
+}
+
+export interface AdmitterDeps {
+  /** Read at every review, so a configuration reload takes effect at once. */
+  settings: () => AdmissionSettings;
+  /** False while the mirror is unreachable and images should be left alone. */
+  rewriteAllowed: () => boolean;
+  metrics: WebhookMetrics;
+  logger: Logger;
+  /** The mutation; replaceable so tests can make it throw and watch the webhook fail open. */
+  mutate?: typeof mutatePod;
+}
+
+export const FAIL_OPEN_WARNING = 'mirrorgate: internal error; pod admitted unchanged';
+
+export class Admitter {
+  private readonly mutate: typeof mutatePod;
+  constructor(private readonly deps: AdmitterDeps) {
+    this.mutate = deps.mutate ?? mutatePod;
+  }
+
+  admit(request: AdmissionRequest): AdmissionReviewResponse {
+    const started = performance.now();
+    const op = operationLabel(request.operation);
+    let outcome = 'allowed';
+    try {
+      const result = this.decide(request);
+      outcome = result.response.patch ? 'patched' : 'allowed';
+      return result;
+    } catch (err) {
+      // Fail open: a bug here must never stop pods from being created.
+      outcome = 'failed_open';
+      this.deps.metrics.failOpen.inc();
+      this.deps.logger.error({ err, uid: request.uid, namespace: request.namespace, name: request.name }, 'admission failed; admitting unchanged');
+      return allowed(request.uid, [FAIL_OPEN_WARNING]);
+    } finally {
+      this.deps.metrics.reviews.inc({ operation: op, outcome });
+      this.deps.metrics.duration.observe({ outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private decide(request: AdmissionRequest): AdmissionReviewResponse {
+    const isPod = request.kind?.group === '' && request.kind.kind === 'Pod' && request.resource?.resource === 'pods';
+    const op = request.operation;
+    // Pods only: rewriting Deployments and other workloads would make them drift from what GitOps applied.
+    if (!isPod || (op !== 'CREATE' && op !== 'UPDATE') || !request.object) return allowed(request.uid);
+
+    const settings = this.deps.settings();
+    const pod = request.object as Pod;
+    const result = this.mutate(pod, {
+      operation: op,
+      subResource: request.subResource || undefined,
+      oldPod: (request.oldObject ?? undefined) as Pod | undefined,
+      rules: settings.rules,
+      pullSecretName: settings.pullSecretName,
+      rewriteAllowed: this.deps.rewriteAllowed(),
+    });
+    for (const d of result.decisions) {
+      this.deps.metrics.images.inc({ result: d.changed ? 'rewritten' : 'unchanged', reason: d.reason });
+    }
+    const patch = fastJsonPatch.compare(pod, result.pod);
+    const changed = result.decisions.filter((d) => d.changed);
+    if (changed.length > 0 || result.warnings.length > 0) {
+      this.deps.logger.info(
+        {
+          uid: request.uid,
+          namespace: request.namespace,
+          pod: pod.metadata?.name ?? pod.metadata?.generateName,
+          operation: op,
+          subResource: request.subResource,
+          dryRun: request.dryRun === true,
+          images: result.decisions.map((d) => ({ container: d.container, from: d.input, to: d.output, reason: d.reason })),
+        },
+        changed.length > 0 ? 'rewrote pod images' : 'left pod images unchanged',
+      );
+    }
+    return patched(request.uid, patch, result.warnings);
+  }
+}
