@@ -18,11 +18,14 @@ export interface BlobInfo {
   size: number;
 }
 
-/** Inclusive byte range, as in HTTP. */
+/** Inclusive byte range, as in HTTP, resolved against the blob's size. */
 export interface ByteRange {
   start: number;
   end: number;
 }
+
+/** A range as a client asks for it (`bytes=10-`, `bytes=10-20`, `bytes=-500`), before the size is known. */
+export type RangeRequest = { start: number; end?: number } | { suffix: number };
 
 export interface BlobContent {
   info: BlobInfo;
@@ -50,7 +53,7 @@ export interface BlobStore {
   /** Size of the blob, or undefined when not held. */
   stat(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined>;
   /** The blob's bytes (or a range of them), or undefined when not held. */
-  open(repo: RepositoryRef, digest: string, range?: ByteRange): Promise<BlobContent | undefined>;
+  open(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined>;
 }
 
 export interface Manifest {

@@ -1,0 +1,46 @@
+import express, { type Express } from 'express';
+import { MirrorgateError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { MirrorMetrics } from '../metrics.js';
+import { sendError } from './error-envelope.js';
+import { requestLog } from './request-log.js';
+import { createRoutes, type MirrorRouteDeps } from './routes.js';
+
+export interface MirrorAppDeps extends MirrorRouteDeps {
+  logger: Logger;
+  metrics: MirrorMetrics;
+  /** False while starting or shutting down: /readyz answers 503. */
+  isReady: () => boolean;
+}
+
+/** Assembles the mirror's express app: request log, the read API, health and metrics. */
+export function createMirrorApp(deps: MirrorAppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', 'simple');
+  app.use(requestLog(deps.logger, deps.metrics));
+
+  app.get('/healthz', (_req, res) => {
+    res.status(200).json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    const ready = deps.isReady();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' });
+  });
+  app.get('/metrics', (_req, res) => {
+    deps.metrics.registry.metrics().then(
+      (text) => res.status(200).type(deps.metrics.registry.contentType).send(text),
+      (err: unknown) => sendError(res, err, deps.logger),
+    );
+  });
+
+  const routes = createRoutes(deps);
+  app.get('/v2/', routes.base);
+  app.get('/v2/_catalog', routes.catalog);
+  app.all('/v2/*path', routes.v2);
+  app.use((req, res) => {
+    sendError(res, new MirrorgateError('UNSUPPORTED', `no such endpoint: ${req.method} ${req.path.slice(0, 200)}`, { status: 404 }), deps.logger);
+  });
+  return app;
+}

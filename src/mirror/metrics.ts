@@ -1,0 +1,71 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The mirror's Prometheus metrics, on a registry of its own so several mirrors can run in one process
+ * (tests) without sharing counters. Label values are bounded: upstream keys come from config, kinds and
+ * results from fixed lists.
+ */
+export class MirrorMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'method' | 'kind' | 'status'>;
+  readonly requestDuration: Histogram<'kind'>;
+  readonly cache: Counter<'kind' | 'result'>;
+  readonly upstreamRequests: Counter<'upstream' | 'method' | 'kind' | 'outcome'>;
+  readonly bytesServed: Counter<'kind'>;
+  readonly inflightFetches: Gauge;
+  readonly rateLimitRemaining: Gauge<'upstream'>;
+  readonly staleServed: Counter<'upstream'>;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mirrorgate_' });
+    this.requests = new Counter({
+      name: 'mirrorgate_mirror_requests_total',
+      help: 'Requests answered by the mirror, by kind of endpoint and status code',
+      labelNames: ['method', 'kind', 'status'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'mirrorgate_mirror_request_duration_seconds',
+      help: 'Time to answer a request (until the last byte was handed to the socket)',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    });
+    this.cache = new Counter({
+      name: 'mirrorgate_cache_lookups_total',
+      help: 'Cache lookups by kind (blob, manifest, tag) and result (hit, miss, stale, revalidated)',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.upstreamRequests = new Counter({
+      name: 'mirrorgate_upstream_requests_total',
+      help: 'Requests sent to upstream registries, by upstream, method, kind and outcome (status code or error)',
+      labelNames: ['upstream', 'method', 'kind', 'outcome'],
+      registers,
+    });
+    this.bytesServed = new Counter({
+      name: 'mirrorgate_bytes_served_total',
+      help: 'Body bytes sent to clients',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.inflightFetches = new Gauge({
+      name: 'mirrorgate_inflight_fetches',
+      help: 'Blob downloads from upstreams in progress',
+      registers,
+    });
+    this.rateLimitRemaining = new Gauge({
+      name: 'mirrorgate_upstream_ratelimit_remaining',
+      help: 'Pulls left in the upstream rate-limit window, from its ratelimit-remaining header (Docker Hub)',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.staleServed = new Counter({
+      name: 'mirrorgate_stale_served_total',
+      help: 'Cached tags served past their freshness window because the upstream could not be reached',
+      labelNames: ['upstream'],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,149 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MirrorgateError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { FsBlobWriter } from '../store/fs-blob-writer.js';
+import { resolveRange } from '../store/range.js';
+import type { BlobInfo, ByteRange, RangeRequest } from '../store/types.js';
+
+const READ_CHUNK = 256 * 1024;
+
+/**
+ * One download of a blob from an upstream into the cache, shared by every client that asks for the blob
+ * while it runs. The upstream body goes to a temp file (hashed as it is written); each client follows
+ * that file as it grows, at its own pace, so a slow client never slows the download or the others.
+ *
+ * Nothing unverified is ever served as complete: the last byte of every response is held back until the
+ * whole blob has been verified and committed. On a mismatch or a cut, followers fail mid-stream and the
+ * client sees a short transfer, not a corrupt one.
+ */
+export class BlobFetch {
+  readonly digest: string;
+  /** Expected size, from the upstream's Content-Length; undefined when it sent none. */
+  readonly size: number | undefined;
+  private state: 'running' | 'done' | 'failed' = 'running';
+  private error: Error | undefined;
+  private finalPath: string | undefined;
+  private tick!: Promise<void>;
+  private wake!: () => void;
+  /** Settles when the blob is committed (resolves) or the fetch failed (rejects). */
+  readonly done: Promise<BlobInfo>;
+
+  constructor(
+    private readonly writer: FsBlobWriter,
+    body: Readable,
+    expected: { digest: string; size: number | undefined },
+    private readonly finalPathOf: (digest: string) => string,
+    private readonly logger: Logger,
+  ) {
+    this.digest = expected.digest;
+    this.size = expected.size;
+    this.rearm();
+    writer.on('progress', () => this.notify());
+    this.done = this.run(body);
+    // Followers observe failures through `state`; nobody may be awaiting `done`.
+    this.done.catch(() => undefined);
+  }
+
+  get written(): number {
+    return this.writer.written;
+  }
+
+  get failed(): boolean {
+    return this.state === 'failed';
+  }
+
+  private rearm(): void {
+    this.tick = new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.rearm();
+    wake();
+  }
+
+  private async run(body: Readable): Promise<BlobInfo> {
+    try {
+      await pipeline(body, this.writer.stream);
+      const info = await this.writer.commit({ digest: this.digest, size: this.size ?? -1 });
+      this.finalPath = this.finalPathOf(this.digest);
+      this.state = 'done';
+      this.notify();
+      return info;
+    } catch (err) {
+      await this.writer.cancel();
+      body.destroy();
+      const e =
+        err instanceof MirrorgateError && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')
+          ? new MirrorgateError('UPSTREAM_INVALID_CONTENT', `upstream blob ${this.digest} failed verification: ${err.message}`, { cause: err })
+          : err instanceof MirrorgateError
+            ? err
+            : new MirrorgateError('UPSTREAM_UNAVAILABLE', `download of ${this.digest} failed: ${(err as Error).message}`, { cause: err });
+      this.error = e;
+      this.state = 'failed';
+      this.logger.warn({ digest: this.digest, written: this.writer.written, err: e.message }, 'blob download failed; nothing stored');
+      this.notify();
+      throw e;
+    }
+  }
+
+  /** Resolves the requested range once the size is known (now, or when the download ends). */
+  resolve(range: RangeRequest | undefined): ByteRange | undefined {
+    if (!range) return undefined;
+    if (this.size === undefined) return undefined;
+    return resolveRange(range, this.size);
+  }
+
+  /** A stream of the blob's bytes (or a range of them) that follows the download as it goes. */
+  follow(range?: ByteRange): Readable {
+    const start = range?.start ?? 0;
+    const limit = range ? range.end + 1 : Number.POSITIVE_INFINITY;
+    const self = this;
+    async function* read(): AsyncGenerator<Buffer> {
+      const fh = await self.openFile();
+      try {
+        let pos = start;
+        for (;;) {
+          if (self.state === 'failed') throw self.error!;
+          const done = self.state === 'done';
+          // Until verified, hold back the response's last byte (or, size unknown, the last byte written).
+          const available = done ? Math.min(self.written, limit) : Math.min(self.written - 1, limit - 1);
+          if (pos < available) {
+            const want = Math.min(READ_CHUNK, available - pos);
+            const buf = Buffer.allocUnsafe(want);
+            const { bytesRead } = await fh.read(buf, 0, want, pos);
+            if (bytesRead === 0) throw new MirrorgateError('UNKNOWN', `cache file of ${self.digest} ended early`);
+            pos += bytesRead;
+            yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+            continue;
+          }
+          if (done) {
+            if (pos < limit && limit !== Number.POSITIVE_INFINITY) throw new MirrorgateError('RANGE_INVALID', 'range beyond the end of the blob');
+            return;
+          }
+          await self.tick;
+        }
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+    }
+    return Readable.from(read(), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+
+  private async openFile(): Promise<FileHandle> {
+    if (this.state === 'failed') throw this.error!;
+    try {
+      return await open(this.state === 'done' && this.finalPath ? this.finalPath : this.writer.tempPath, 'r');
+    } catch (err) {
+      // The temp file was renamed (or removed) between the state check and the open.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (this.state === 'running') await this.done.catch(() => undefined);
+      if (this.failed) throw this.error!;
+      return open(this.finalPath ?? this.writer.tempPath, 'r');
+    }
+  }
+}

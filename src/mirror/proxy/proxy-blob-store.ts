@@ -1,0 +1,124 @@
+import { MirrorgateError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { MirrorMetrics } from '../metrics.js';
+import type { FsBlobStore } from '../store/fs-blob-store.js';
+import type { StorageLayout } from '../store/layout.js';
+import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
+import { header } from '../upstream/client.js';
+import { upstreamFailure } from '../upstream/status.js';
+import type { Upstreams } from '../upstream/upstreams.js';
+import { BlobFetch } from './blob-fetch.js';
+
+/**
+ * The caching blob store: same interface as the local one. A hit is served from disk with no upstream
+ * call; a miss starts (or joins) one upstream download that streams to every waiting client and into the
+ * cache at once.
+ */
+export class ProxyBlobStore implements BlobStore {
+  /** Downloads by digest, from the first request until the download settles (not just its headers). */
+  private readonly fetches = new Map<string, Promise<BlobFetch>>();
+
+  constructor(
+    private readonly deps: {
+      local: FsBlobStore;
+      layout: StorageLayout;
+      upstreams: Upstreams;
+      logger: Logger;
+      metrics?: MirrorMetrics;
+    },
+  ) {}
+
+  /** Downloads in progress, for shutdown and metrics. */
+  get inflight(): number {
+    return this.fetches.size;
+  }
+
+  async stat(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined> {
+    const local = await this.deps.local.stat(repo, digest);
+    if (local) {
+      this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+      return local;
+    }
+    const running = this.fetches.get(digest);
+    if (running) {
+      const fetch = await running;
+      if (fetch.size !== undefined) return { digest, size: fetch.size };
+    }
+    this.deps.metrics?.cache.inc({ kind: 'blob', result: 'miss' });
+    const client = this.deps.upstreams.client(repo.upstream);
+    const res = await client.request({ method: 'HEAD', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
+    if (res.status === 404) {
+      res.body.destroy();
+      return undefined;
+    }
+    if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
+    res.body.destroy();
+    const size = Number(header(res.headers, 'content-length'));
+    if (!Number.isSafeInteger(size) || size < 0) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} sent no size for blob ${digest}`);
+    return { digest, size };
+  }
+
+  async open(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined> {
+    const local = await this.deps.local.open(repo, digest, range);
+    if (local) {
+      this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+      return local;
+    }
+    const joined = this.fetches.has(digest);
+    let fetch: BlobFetch;
+    try {
+      fetch = await this.fetchOnce(repo, digest);
+    } catch (err) {
+      if (err instanceof MirrorgateError && err.code === 'BLOB_UNKNOWN') return undefined;
+      throw err;
+    }
+    this.deps.metrics?.cache.inc({ kind: 'blob', result: joined ? 'joined' : 'miss' });
+    if (fetch.size === undefined && range) {
+      // Size unknown until the download ends: wait for it, then serve the range from the cache.
+      await fetch.done;
+      return this.deps.local.open(repo, digest, range);
+    }
+    const resolved = fetch.resolve(range);
+    const info = { digest, size: fetch.size ?? -1 };
+    const body = fetch.follow(resolved);
+    return resolved ? { info, body, range: resolved } : { info, body };
+  }
+
+  private fetchOnce(repo: RepositoryRef, digest: string): Promise<BlobFetch> {
+    let p = this.fetches.get(digest);
+    if (!p) {
+      const started = this.start(repo, digest);
+      p = started;
+      this.fetches.set(digest, p);
+      const release = (): void => {
+        if (this.fetches.get(digest) === started) this.fetches.delete(digest);
+      };
+      started.then((f) => f.done.then(release, release), release);
+    }
+    return p;
+  }
+
+  /** Starts the upstream download; resolves once the upstream has answered with the blob's headers. */
+  private async start(repo: RepositoryRef, digest: string): Promise<BlobFetch> {
+    const client = this.deps.upstreams.client(repo.upstream);
+    const res = await client.request({ method: 'GET', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
+    if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
+    const length = header(res.headers, 'content-length');
+    const size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+    let writer;
+    try {
+      writer = await this.deps.local.writer(digest);
+    } catch (err) {
+      res.body.destroy();
+      throw err;
+    }
+    const fetch = new BlobFetch(writer, res.body, { digest, size }, (d) => this.deps.layout.blobPath(d), this.deps.logger);
+    const metrics = this.deps.metrics;
+    metrics?.inflightFetches.inc();
+    fetch.done.then(
+      () => metrics?.inflightFetches.dec(),
+      () => metrics?.inflightFetches.dec(),
+    );
+    return fetch;
+  }
+}

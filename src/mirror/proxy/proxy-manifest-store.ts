@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import type { Clock } from '../../common/clock.js';
+import { MirrorgateError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import { parseDigest } from '../../reference/grammar.js';
+import type { MirrorMetrics } from '../metrics.js';
+import type { FsManifestStore } from '../store/fs-manifest-store.js';
+import { ALL_MANIFEST_TYPES, MANIFEST_MAX_BYTES, manifestMediaType } from '../store/manifest-media.js';
+import type { Manifest, ManifestDescriptor, ManifestRequest, ManifestStore, RepositoryRef, TagRecord } from '../store/types.js';
+import { header } from '../upstream/client.js';
+import { isUpstreamOutage, upstreamFailure } from '../upstream/status.js';
+import type { Upstreams } from '../upstream/upstreams.js';
+import { readCapped } from './read-capped.js';
+import { Singleflight } from './singleflight.js';
+
+const ACCEPT_ALL = ALL_MANIFEST_TYPES.join(', ');
+
+/**
+ * The caching manifest store. Content addressed by digest is served from disk with zero upstream calls.
+ * Tags are answered locally within their freshness window, then revalidated with an upstream HEAD (free
+ * on Docker Hub's pull quota); a GET goes upstream only for content the mirror does not hold. When the
+ * upstream is down or rate limiting, cached tags are served stale.
+ */
+export class ProxyManifestStore implements ManifestStore {
+  private readonly gets = new Singleflight<Manifest>();
+  private readonly heads = new Singleflight<ManifestDescriptor>();
+
+  constructor(
+    private readonly deps: {
+      local: FsManifestStore;
+      upstreams: Upstreams;
+      clock: Clock;
+      logger: Logger;
+      metrics?: MirrorMetrics;
+    },
+  ) {}
+
+  async get(repo: RepositoryRef, request: ManifestRequest): Promise<Manifest | undefined> {
+    const { local } = this.deps;
+    if (parseDigest(request.reference)) {
+      const m = await local.readManifest(request.reference);
+      this.count('manifest', m ? 'hit' : 'miss');
+      return m ?? this.fetch(repo, request.reference);
+    }
+    const tag = request.reference;
+    const rec = await local.readTag(repo, tag);
+    if (!rec) {
+      this.count('tag', 'miss');
+      const m = await this.fetch(repo, tag);
+      await this.recordTag(repo, tag, m);
+      return m;
+    }
+    if (this.isFresh(repo, rec)) {
+      this.count('tag', 'hit');
+      return (await local.readManifest(rec.digest)) ?? this.fetch(repo, rec.digest);
+    }
+    let current: ManifestDescriptor;
+    try {
+      current = await this.headUpstream(repo, tag);
+    } catch (err) {
+      return this.serveStale(repo, tag, rec, err);
+    }
+    this.count('tag', current.digest === rec.digest ? 'revalidated' : 'changed');
+    const m = (await local.readManifest(current.digest)) ?? (await this.fetch(repo, current.digest));
+    await this.recordTag(repo, tag, m);
+    return m;
+  }
+
+  async stat(repo: RepositoryRef, request: ManifestRequest): Promise<ManifestDescriptor | undefined> {
+    const { local } = this.deps;
+    if (parseDigest(request.reference)) {
+      const m = await local.readManifest(request.reference);
+      this.count('manifest', m ? 'hit' : 'miss');
+      return m ? describe(m) : this.headUpstream(repo, request.reference);
+    }
+    const tag = request.reference;
+    const rec = await local.readTag(repo, tag);
+    if (rec && this.isFresh(repo, rec)) {
+      this.count('tag', 'hit');
+      return { digest: rec.digest, mediaType: rec.mediaType, size: rec.size };
+    }
+    let current: ManifestDescriptor;
+    try {
+      current = await this.headUpstream(repo, tag);
+    } catch (err) {
+      if (!rec) throw err;
+      const stale = await this.serveStale(repo, tag, rec, err);
+      return describe(stale);
+    }
+    this.count('tag', rec ? (current.digest === rec.digest ? 'revalidated' : 'changed') : 'miss');
+    // Remember what the tag points at, even though the content is fetched only when someone GETs it.
+    await this.deps.local.writeTag(repo, tag, { ...current, checkedAt: this.deps.clock.now() });
+    return current;
+  }
+
+  private isFresh(repo: RepositoryRef, rec: TagRecord): boolean {
+    const window = this.deps.upstreams.client(repo.upstream).freshness;
+    return this.deps.clock.now() - rec.checkedAt < window;
+  }
+
+  private async serveStale(repo: RepositoryRef, tag: string, rec: TagRecord, err: unknown): Promise<Manifest> {
+    const m = isUpstreamOutage(err) ? await this.deps.local.readManifest(rec.digest) : undefined;
+    if (!m) throw err;
+    this.count('tag', 'stale');
+    this.deps.metrics?.staleServed.inc({ upstream: repo.upstream });
+    this.deps.logger.warn({ upstream: repo.upstream, repository: repo.path, tag, digest: rec.digest, err: (err as Error).message }, 'upstream unavailable; serving cached tag past its freshness window');
+    return m;
+  }
+
+  private async recordTag(repo: RepositoryRef, tag: string, m: Manifest): Promise<void> {
+    await this.deps.local.writeTag(repo, tag, { ...describe(m), checkedAt: this.deps.clock.now() });
+  }
+
+  /** Upstream HEAD of a tag or digest; falls back to a GET when the upstream sends no digest. */
+  private headUpstream(repo: RepositoryRef, reference: string): Promise<ManifestDescriptor> {
+    return this.heads.do(`${repo.upstream}/${repo.path}:${reference}`, async () => {
+      const client = this.deps.upstreams.client(repo.upstream);
+      const res = await client.request({
+        method: 'HEAD',
+        path: `/v2/${repo.path}/manifests/${reference}`,
+        repository: repo.path,
+        kind: 'manifest',
+        headers: { accept: ACCEPT_ALL },
+      });
+      if (res.status !== 200) throw await upstreamFailure(res, 'MANIFEST_UNKNOWN', `manifest ${reference}`, repo.upstream);
+      res.body.destroy();
+      const digest = header(res.headers, 'docker-content-digest');
+      const size = Number(header(res.headers, 'content-length'));
+      const contentType = header(res.headers, 'content-type')?.split(';')[0]?.trim();
+      if (digest && parseDigest(digest) && Number.isSafeInteger(size) && contentType) {
+        if (parseDigest(reference) && digest !== reference) {
+          throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} answered digest ${digest} for ${reference}`);
+        }
+        return { digest, size, mediaType: contentType };
+      }
+      return describe(await this.fetch(repo, reference));
+    });
+  }
+
+  /** Upstream GET of a manifest, verified against the digest asked for or the one the upstream claims. */
+  private fetch(repo: RepositoryRef, reference: string): Promise<Manifest> {
+    return this.gets.do(`${repo.upstream}/${repo.path}@${reference}`, async () => {
+      const client = this.deps.upstreams.client(repo.upstream);
+      const res = await client.request({
+        method: 'GET',
+        path: `/v2/${repo.path}/manifests/${reference}`,
+        repository: repo.path,
+        kind: 'manifest',
+        headers: { accept: ACCEPT_ALL },
+      });
+      if (res.status !== 200) throw await upstreamFailure(res, 'MANIFEST_UNKNOWN', `manifest ${reference}`, repo.upstream);
+      const bytes = await readCapped(res.body, MANIFEST_MAX_BYTES, `manifest ${reference} from ${repo.upstream}`);
+      const claimed = header(res.headers, 'docker-content-digest');
+      const expected = parseDigest(reference) ? reference : claimed && parseDigest(claimed) ? claimed : undefined;
+      const algorithm = expected ? expected.slice(0, expected.indexOf(':')) : 'sha256';
+      const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+      if (expected && actual !== expected) {
+        throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `manifest from ${repo.upstream} hashes to ${actual}, expected ${expected}; not stored`, {
+          detail: { upstream: repo.upstream, reference },
+        });
+      }
+      const contentType = header(res.headers, 'content-type');
+      return this.deps.local.putManifest(repo, actual, bytes, contentType ?? manifestMediaType(bytes));
+    });
+  }
+
+  private count(kind: 'manifest' | 'tag', result: string): void {
+    this.deps.metrics?.cache.inc({ kind, result });
+  }
+}
+
+function describe(m: Manifest): ManifestDescriptor {
+  return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
+}

@@ -1,0 +1,113 @@
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { MirrorgateError, fail } from '../../common/errors.js';
+import { parseDigest } from '../../reference/grammar.js';
+import type { BlobInfo, BlobWriter } from './types.js';
+
+/**
+ * Writes a blob to a temp file, hashing as it goes; `commit` verifies size and digest and renames it into
+ * place. Emits `progress` after each chunk reaches the file, so readers can follow the temp file while the
+ * write is still going (see BlobFetch).
+ */
+export class FsBlobWriter extends EventEmitter implements BlobWriter {
+  readonly tempPath: string;
+  readonly stream: Writable;
+  private fh: FileHandle | undefined;
+  private readonly hash: Hash;
+  private readonly algorithm: string;
+  private bytes = 0;
+  private settled: 'committed' | 'cancelled' | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(tempPath: string, fh: FileHandle, algorithm: string, private readonly finalPathOf: (digest: string) => string) {
+    super();
+    this.tempPath = tempPath;
+    this.fh = fh;
+    this.algorithm = algorithm;
+    this.hash = createHash(algorithm);
+    this.stream = new Writable({
+      highWaterMark: 1 << 20,
+      write: (chunk: Buffer, _enc, cb) => {
+        this.writeChunk(chunk).then(() => cb(), cb);
+      },
+      writev: (chunks, cb) => {
+        this.writeChunk(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
+      },
+    });
+  }
+
+  static async create(tmpDir: string, finalPathOf: (digest: string) => string, algorithm = 'sha256'): Promise<FsBlobWriter> {
+    await mkdir(tmpDir, { recursive: true });
+    const tempPath = path.join(tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}.part`);
+    const fh = await open(tempPath, 'wx');
+    return new FsBlobWriter(tempPath, fh, algorithm, finalPathOf);
+  }
+
+  get written(): number {
+    return this.bytes;
+  }
+
+  private async writeChunk(chunk: Buffer): Promise<void> {
+    if (!this.fh) throw fail('BLOB_UPLOAD_INVALID', 'write after the blob writer was closed');
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off, this.bytes + off);
+      off += bytesWritten;
+    }
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.emit('progress', this.bytes);
+  }
+
+  async commit(expected: BlobInfo): Promise<BlobInfo> {
+    if (this.settled) throw fail('BLOB_UPLOAD_INVALID', `blob writer already ${this.settled}`);
+    try {
+      if (!this.stream.writableFinished) {
+        if (!this.stream.writableEnded) this.stream.end();
+        await once(this.stream, 'finish');
+      }
+      const want = parseDigest(expected.digest);
+      if (!want || want.algorithm !== this.algorithm) throw fail('DIGEST_INVALID', `cannot verify ${expected.digest} with ${this.algorithm}`);
+      if (expected.size >= 0 && this.bytes !== expected.size) {
+        throw new MirrorgateError('SIZE_INVALID', `got ${this.bytes} bytes, expected ${expected.size}`, { detail: { digest: expected.digest } });
+      }
+      const actual = `${this.algorithm}:${this.hash.digest('hex')}`;
+      if (actual !== expected.digest) {
+        throw new MirrorgateError('DIGEST_INVALID', `content digest ${actual} does not match ${expected.digest}`, { detail: { digest: expected.digest } });
+      }
+      // Durable before visible: a crash after the rename must not leave a short file under a digest name.
+      await this.fh!.datasync();
+      await this.close();
+      const finalPath = this.finalPathOf(expected.digest);
+      await mkdir(path.dirname(finalPath), { recursive: true });
+      await rename(this.tempPath, finalPath);
+      this.settled = 'committed';
+      this.emit('committed', finalPath);
+      return { digest: expected.digest, size: this.bytes };
+    } catch (err) {
+      await this.cancel();
+      throw err;
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (this.settled) return;
+    this.settled = 'cancelled';
+    if (!this.stream.destroyed) this.stream.destroy();
+    await this.close();
+    await rm(this.tempPath, { force: true });
+    this.emit('cancelled');
+  }
+
+  private close(): Promise<void> {
+    this.closing ??= (async () => {
+      const fh = this.fh;
+      this.fh = undefined;
+      await fh?.close().catch(() => undefined);
+    })();
+    return this.closing;
+  }
+}
