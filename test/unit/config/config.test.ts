@@ -1,0 +1,103 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/config/load.js';
+import { parseListen } from '../../../src/config/listen.js';
+import { parseDuration, parseSize } from '../../../src/config/units.js';
+
+const dirs: string[] = [];
+function file(text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mg-config-'));
+  dirs.push(dir);
+  const p = path.join(dir, 'config.yaml');
+  writeFileSync(p, text);
+  return p;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('units', () => {
+  it('parses durations', () => {
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration(5)).toBe(5000);
+    expect(parseDuration('10 minutes')).toBeUndefined();
+    expect(parseDuration('')).toBeUndefined();
+    expect(parseDuration('-5s')).toBeUndefined();
+  });
+  it('parses sizes', () => {
+    expect(parseSize('50GiB')).toBe(50 * 2 ** 30);
+    expect(parseSize('512MB')).toBe(512e6);
+    expect(parseSize(1024)).toBe(1024);
+    expect(parseSize('12 parsecs')).toBeUndefined();
+  });
+  it('parses listen addresses', () => {
+    expect(parseListen(':5000')).toEqual({ host: undefined, port: 5000 });
+    expect(parseListen('127.0.0.1:5002')).toEqual({ host: '127.0.0.1', port: 5002 });
+    expect(parseListen('[::1]:5000')).toEqual({ host: '::1', port: 5000 });
+    expect(parseListen('5000')).toEqual({ host: undefined, port: 5000 });
+    expect(parseListen('host:99999')).toBeUndefined();
+    expect(parseListen('a b:80')).toBeUndefined();
+  });
+});
+
+describe('loadConfig', () => {
+  it('has embedded defaults: the mirror on :5000 with ./data, proxying Docker Hub', () => {
+    const c = loadConfig();
+    expect(c.mirror.listen).toBe(':5000');
+    expect(c.mirror.storage.path).toBe('./data');
+    expect(Object.keys(c.upstreams)).toEqual(['docker.io']);
+    expect(c.upstreams['docker.io']!.url).toBe('https://registry-1.docker.io');
+    expect(c.upstreams['docker.io']!.tagFreshness).toBe(600_000);
+    expect(c.webhook.mirrorHost).toBe('registry.krisalee.dev.joona.fr');
+    expect(Object.isFrozen(c.mirror)).toBe(true);
+  });
+
+  it('reads a YAML file, then the environment, then flags', () => {
+    const p = file(['mirror:', '  listen: ":6000"', '  storage: { path: /srv/cache }', 'upstreams:', '  ghcr.io: { url: "https://ghcr.io", tagFreshness: 30s }'].join('\n'));
+    const c = loadConfig({ file: p, env: { MIRRORGATE_STORAGE: '/env/cache' }, overrides: { mirror: { listen: '127.0.0.1:7000' } } });
+    expect(c.mirror.listen).toBe('127.0.0.1:7000');
+    expect(c.mirror.storage.path).toBe('/env/cache');
+    expect(c.upstreams['ghcr.io']!.tagFreshness).toBe(30_000);
+    expect(c.upstreams['docker.io']).toBeUndefined();
+  });
+
+  it('reports every problem at once, with where it is', () => {
+    const p = file(['mirror:', '  listen: "nowhere"', '  bogus: 1', 'upstreams:', '  "Not A Host!": { url: "https://x" }', '  quay.io: { url: "ftp://quay.io", tagFreshness: soon }'].join('\n'));
+    let err: unknown;
+    try {
+      loadConfig({ file: p });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    expect((err as ConfigError).code).toBe('CONFIG_INVALID');
+    expect(problems).toMatch(/mirror\.listen/);
+    expect(problems).toMatch(/bogus/);
+    expect(problems).toMatch(/Not A Host/);
+    expect(problems).toMatch(/quay\.io\.url/);
+    expect(problems).toMatch(/quay\.io\.tagFreshness: not a duration/);
+  });
+
+  it('refuses a file that is not YAML or not a mapping, saying which file', () => {
+    expect(() => loadConfig({ file: file('mirror: [unclosed') })).toThrow(/not valid YAML/);
+    expect(() => loadConfig({ file: file('- a\n- b\n') })).toThrow(/top level must be a mapping/);
+    expect(() => loadConfig({ file: '/nonexistent/mirrorgate.yaml' })).toThrow(/cannot read/);
+  });
+
+  it('takes upstreams from MIRRORGATE_UPSTREAMS, URL optional for well-known registries', () => {
+    const c = loadConfig({ env: { MIRRORGATE_UPSTREAMS: 'docker.io=http://127.0.0.1:5001,quay.io' } });
+    expect(c.upstreams['docker.io']!.url).toBe('http://127.0.0.1:5001');
+    expect(c.upstreams['quay.io']!.url).toBe('https://quay.io');
+    expect(() => loadConfig({ env: { MIRRORGATE_UPSTREAMS: 'example.org' } })).toThrow(/expected HOST=URL/);
+  });
+
+  it('requires exactly one source for each credential', () => {
+    const p = file(['upstreams:', '  docker.io:', '    url: https://registry-1.docker.io', '    credentials:', '      username: { value: bob, env: USER }', '      password: { file: /run/secrets/pass }'].join('\n'));
+    expect(() => loadConfig({ file: p })).toThrow(/exactly one of value, file or env/);
+  });
+});
