@@ -116,7 +116,12 @@ export interface HubFront {
   readonly cdnUrl: string | undefined;
   readonly requests: LoggedRequest[];
   readonly cdnRequests: CdnRequest[];
-  /** Push faults here; each applies to its next `times` matching requests (after the auth check). */
+  /**
+   * Push faults here; each applies to its next `times` matching requests, after the auth check (a request
+   * that gets a 401 challenge does not spend a fault; `token` requests are matched before they are served).
+   * Body faults (cut, corrupt, truncate-length, stall) act on proxied answers; tag lists and emulated
+   * referrers answered by the front itself only honour status, delay and refuse.
+   */
   readonly faults: Fault[];
   /** Requests in the log matching all given fields. */
   count(match?: RequestMatch): number;
@@ -489,8 +494,8 @@ export async function startHubFront(opts: HubFrontOptions): Promise<HubFront> {
     sendJson(res, 401, errorBody('UNAUTHORIZED', 'authentication required', detail), { 'www-authenticate': value });
   };
 
-  const handleTags = async (req: IncomingMessage, res: ServerResponse, url: URL, repo: string, fault: FaultAction | undefined): Promise<void> => {
-    if (fault?.type === 'delay') await sleep(fault.ms);
+  /** Tag lists are answered by the front (sorted, paginated; distribution 2.8 ignores `n` and `last`). */
+  const handleTags = async (req: IncomingMessage, res: ServerResponse, url: URL, repo: string): Promise<void> => {
     const up = await getTargetJson(`/v2/${repo}/tags/list`, 'application/json');
     if (up.status !== 200) {
       sendJson(res, up.status, up.body);
@@ -603,7 +608,7 @@ export async function startHubFront(opts: HubFrontOptions): Promise<HubFront> {
     if (await preFault(req, res, fault)) return;
 
     if (kind === 'tags' && repo !== undefined && (method === 'GET' || method === 'HEAD')) {
-      await handleTags(req, res, url, repo, undefined);
+      await handleTags(req, res, url, repo);
       return;
     }
     if (kind === 'referrers' && opts.referrers && repo !== undefined && reference !== undefined) {
