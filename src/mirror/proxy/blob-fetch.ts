@@ -5,6 +5,7 @@ import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { FsBlobWriter } from '../store/fs-blob-writer.js';
 import { resolveRange } from '../store/range.js';
+import { release } from '../upstream/client.js';
 import type { BlobInfo, ByteRange, RangeRequest } from '../store/types.js';
 
 const READ_CHUNK = 256 * 1024;
@@ -76,7 +77,7 @@ export class BlobFetch {
       return info;
     } catch (err) {
       await this.writer.cancel();
-      body.destroy();
+      release(body);
       const e =
         err instanceof MirrorgateError && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')
           ? new MirrorgateError('UPSTREAM_INVALID_CONTENT', `upstream blob ${this.digest} failed verification: ${err.message}`, { cause: err })

@@ -4,7 +4,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import type { FsBlobStore } from '../store/fs-blob-store.js';
 import type { StorageLayout } from '../store/layout.js';
 import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
-import { header } from '../upstream/client.js';
+import { header, release } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { BlobFetch } from './blob-fetch.js';
@@ -48,11 +48,11 @@ export class ProxyBlobStore implements BlobStore {
     const client = this.deps.upstreams.client(repo.upstream);
     const res = await client.request({ method: 'HEAD', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
     if (res.status === 404) {
-      res.body.destroy();
+      release(res.body);
       return undefined;
     }
     if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
-    res.body.destroy();
+    release(res.body);
     const size = Number(header(res.headers, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} sent no size for blob ${digest}`);
     return { digest, size };
@@ -109,7 +109,7 @@ export class ProxyBlobStore implements BlobStore {
     try {
       writer = await this.deps.local.writer(digest);
     } catch (err) {
-      res.body.destroy();
+      release(res.body);
       throw err;
     }
     const fetch = new BlobFetch(writer, res.body, { digest, size }, (d) => this.deps.layout.blobPath(d), this.deps.logger);

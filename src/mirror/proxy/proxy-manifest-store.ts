@@ -7,7 +7,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import type { FsManifestStore } from '../store/fs-manifest-store.js';
 import { ALL_MANIFEST_TYPES, MANIFEST_MAX_BYTES, manifestMediaType } from '../store/manifest-media.js';
 import type { Manifest, ManifestDescriptor, ManifestRequest, ManifestStore, RepositoryRef, TagRecord } from '../store/types.js';
-import { header } from '../upstream/client.js';
+import { header, release } from '../upstream/client.js';
 import { isUpstreamOutage, upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { readCapped } from './read-capped.js';
@@ -123,7 +123,7 @@ export class ProxyManifestStore implements ManifestStore {
         headers: { accept: ACCEPT_ALL },
       });
       if (res.status !== 200) throw await upstreamFailure(res, 'MANIFEST_UNKNOWN', `manifest ${reference}`, repo.upstream);
-      res.body.destroy();
+      release(res.body);
       const digest = header(res.headers, 'docker-content-digest');
       const size = Number(header(res.headers, 'content-length'));
       const contentType = header(res.headers, 'content-type')?.split(';')[0]?.trim();

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { MirrorgateError } from '../../common/errors.js';
+import { release } from '../upstream/client.js';
 
 /** Reads a small body (a manifest, a JSON document) into memory, refusing anything over `max` bytes. */
 export async function readCapped(body: Readable, max: number, what: string): Promise<Buffer> {
@@ -9,7 +10,7 @@ export async function readCapped(body: Readable, max: number, what: string): Pro
     for await (const chunk of body as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > max) {
-        body.destroy();
+        release(body);
         throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${what} is larger than ${max} bytes`);
       }
       chunks.push(chunk);

@@ -39,6 +39,12 @@ export function header(headers: UpstreamResponse['headers'], name: string): stri
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Drops a body we will not read (closing its connection); undici reports that as an error we expect. */
+export function release(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 /** Drains a body we do not need so its connection goes back to the pool. */
 export async function discard(body: Readable): Promise<void> {
   try {
