@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerMirrorCommand } from './mirror/command.js';
+import { registerWebhookCommands } from './webhook/command.js';
 
 /** Builds the `mirrorgate` command tree; each area registers its own subcommands. */
 export function buildProgram(): Command {
@@ -9,6 +10,7 @@ export function buildProgram(): Command {
     .description('Pull-through image mirror and admission webhook that keeps Kubernetes image pulls off Docker Hub')
     .showHelpAfterError();
   registerMirrorCommand(program);
+  registerWebhookCommands(program);
   return program;
 }
 

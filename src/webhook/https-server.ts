@@ -1,0 +1,42 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
+import type { ListenAddress } from '../config/listen.js';
+import type { Logger } from '../common/logger.js';
+import type { TlsSource } from './tls-source.js';
+
+/** An HTTPS server whose certificate follows its TLS source without a restart. */
+export interface RunningHttpsServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function listenHttps(app: RequestListener, listen: ListenAddress, tls: TlsSource, logger: Logger): Promise<RunningHttpsServer> {
+  const server = createServer({ ...tls.current(), minVersion: 'TLSv1.2' }, app);
+  // The API server keeps connections open between reviews; outlive its idle timeout (90s) so it does not race us.
+  server.keepAliveTimeout = 100_000;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 30_000;
+  tls.onChange((material) => {
+    server.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
+    logger.info('serving certificate swapped');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
