@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { fail } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
@@ -14,6 +13,7 @@ import { listReferrers } from '../service/referrers.js';
 import { listTags } from '../service/tags.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { sendError } from './error-envelope.js';
+import { streamBody } from './stream-body.js';
 import { parseAccept, parseV2Path, singleQuery } from './parse.js';
 
 export interface MirrorRouteDeps {
@@ -118,7 +118,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
       sent += chunk.length;
     });
     try {
-      await pipeline(content.body, res);
+      await streamBody(content.body, res);
     } finally {
       deps.metrics.bytesServed.inc({ kind: 'blob' }, sent);
     }

@@ -16,7 +16,7 @@ import { BlobFetch } from './blob-fetch.js';
  */
 export class ProxyBlobStore implements BlobStore {
   /** Downloads by digest, from the first request until the download settles (not just its headers). */
-  private readonly fetches = new Map<string, Promise<BlobFetch>>();
+  private readonly fetches = new Map<string, Promise<BlobFetch | undefined>>();
 
   constructor(
     private readonly deps: {
@@ -41,8 +41,8 @@ export class ProxyBlobStore implements BlobStore {
     }
     const running = this.fetches.get(digest);
     if (running) {
-      const fetch = await running;
-      if (fetch.size !== undefined) return { digest, size: fetch.size };
+      const fetch = await running.catch(() => undefined);
+      if (fetch?.size !== undefined) return { digest, size: fetch.size };
     }
     this.deps.metrics?.cache.inc({ kind: 'blob', result: 'miss' });
     const client = this.deps.upstreams.client(repo.upstream);
@@ -65,13 +65,15 @@ export class ProxyBlobStore implements BlobStore {
       return local;
     }
     const joined = this.fetches.has(digest);
-    let fetch: BlobFetch;
+    let fetch: BlobFetch | undefined;
     try {
       fetch = await this.fetchOnce(repo, digest);
     } catch (err) {
       if (err instanceof MirrorgateError && err.code === 'BLOB_UNKNOWN') return undefined;
       throw err;
     }
+    // A download finished between our miss and our joining: it is on disk now.
+    if (!fetch) return this.deps.local.open(repo, digest, range);
     this.deps.metrics?.cache.inc({ kind: 'blob', result: joined ? 'joined' : 'miss' });
     if (fetch.size === undefined && range) {
       // Size unknown until the download ends: wait for it, then serve the range from the cache.
@@ -84,7 +86,7 @@ export class ProxyBlobStore implements BlobStore {
     return resolved ? { info, body, range: resolved } : { info, body };
   }
 
-  private fetchOnce(repo: RepositoryRef, digest: string): Promise<BlobFetch> {
+  private fetchOnce(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {
     let p = this.fetches.get(digest);
     if (!p) {
       const started = this.start(repo, digest);
@@ -93,13 +95,18 @@ export class ProxyBlobStore implements BlobStore {
       const release = (): void => {
         if (this.fetches.get(digest) === started) this.fetches.delete(digest);
       };
-      started.then((f) => f.done.then(release, release), release);
+      started.then((f) => (f ? f.done.then(release, release) : release()), release);
     }
     return p;
   }
 
-  /** Starts the upstream download; resolves once the upstream has answered with the blob's headers. */
-  private async start(repo: RepositoryRef, digest: string): Promise<BlobFetch> {
+  /**
+   * Starts the upstream download; resolves once the upstream has answered with the blob's headers, or with
+   * undefined when the blob reached the cache since the caller looked (an entry is released only after
+   * its blob is committed, so looking again here closes that window).
+   */
+  private async start(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {
+    if (await this.deps.local.stat(repo, digest)) return undefined;
     const client = this.deps.upstreams.client(repo.upstream);
     const res = await client.request({ method: 'GET', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
     if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);

@@ -1,0 +1,163 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/common/clock.js';
+import { startDockerRegistry } from '../../helpers/docker-registry.js';
+import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
+import { MediaTypes, pushBigBlob, pushImage, sha256, type BlobRef, type PushedImage } from '../../helpers/images.js';
+import { startMirror, type TestMirror } from '../../helpers/mirror.js';
+import { Cleanup } from '../../helpers/tmp.js';
+
+const cleanup = new Cleanup();
+const clock = new ManualClock(Date.now());
+let hub: HubFront;
+let mirror: TestMirror;
+let registryUrl: string;
+let image: PushedImage;
+let big: BlobRef;
+
+const ACCEPT = [MediaTypes.ociIndex, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.dockerManifest].join(', ');
+
+/** GETs a URL and reports what arrived: status, bytes, and whether the transfer broke. */
+async function fetchAll(url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers });
+  const chunks: Buffer[] = [];
+  let broken = false;
+  try {
+    for await (const c of res.body) chunks.push(c as Buffer);
+  } catch {
+    broken = true;
+  }
+  const body = Buffer.concat(chunks);
+  return { status: res.statusCode, headers: res.headers, body, broken, code: () => (JSON.parse(body.toString()) as { errors: { code: string }[] }).errors[0]!.code };
+}
+
+function blobFile(digest: string): string {
+  return path.join(mirror.storage.path, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+}
+
+function tempFiles(): string[] {
+  const dir = path.join(mirror.storage.path, 'tmp');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+beforeAll(async () => {
+  const registry = cleanup.add(await startDockerRegistry());
+  registryUrl = registry.url;
+  image = await pushImage(registry.url, 'library/app', '1', { layers: [200_000, 3_000_000], format: 'docker', seed: 'faults' });
+  big = await pushBigBlob(registry.url, 'library/app', 8 * 1024 * 1024, 'herd');
+  hub = cleanup.add(await startHubFront({ target: registry.url }));
+  mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': { url: hub.url, timeouts: { body: '2s' } } }, clock }));
+}, 120_000);
+
+afterAll(() => cleanup.run());
+
+beforeEach(async () => {
+  hub.faults.length = 0;
+  if (hub.isDown) await hub.up();
+  hub.reset();
+});
+
+describe('one cold blob, one upstream fetch', () => {
+  it('20 simultaneous cold GETs of one blob cost 1 upstream GET and all get the verified bytes', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => fetchAll(`${mirror.url}/v2/library/app/blobs/${big.digest}`)));
+    for (const r of results) {
+      expect(r.status).toBe(200);
+      expect(r.broken).toBe(false);
+      expect(sha256(r.body)).toBe(big.digest);
+    }
+    // The token challenge (a 401 before any transfer) is not a download; count what the upstream served.
+    const downloads = hub.requests.filter((r) => r.kind === 'blob' && r.method === 'GET' && r.status === 200);
+    expect(downloads.length).toBe(1);
+    expect(existsSync(blobFile(big.digest))).toBe(true);
+  });
+});
+
+describe('upstream faults', () => {
+  it('a transfer cut mid-blob is never stored nor served as complete, and the next request fetches again', async () => {
+    const layer = image.layers[1]!;
+    hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'cut', afterBytes: 1_000_000 } });
+    const r = await fetchAll(`${mirror.url}/v2/library/app/blobs/${layer.digest}`);
+    expect(r.broken || r.status !== 200).toBe(true);
+    expect(r.body.length).toBeLessThan(layer.size);
+    expect(existsSync(blobFile(layer.digest))).toBe(false);
+    await waitFor(() => tempFiles().length === 0);
+
+    const again = await fetchAll(`${mirror.url}/v2/library/app/blobs/${layer.digest}`);
+    expect(again.status).toBe(200);
+    expect(sha256(again.body)).toBe(layer.digest);
+    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(2);
+  });
+
+  it('wrong bytes for a digest are refused: the client gets a broken transfer, nothing is stored', async () => {
+    const layer = image.layers[0]!;
+    hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'corrupt' } });
+    const r = await fetchAll(`${mirror.url}/v2/library/app/blobs/${layer.digest}`);
+    expect(r.broken).toBe(true);
+    expect(r.body.length).toBe(layer.size - 1); // the last byte is held back until verification
+    expect(existsSync(blobFile(layer.digest))).toBe(false);
+    await waitFor(() => tempFiles().length === 0);
+  });
+
+  it('a manifest whose bytes do not match the upstream digest is refused and not stored', async () => {
+    hub.faults.push({ match: { kind: 'manifest', method: 'GET' }, action: { type: 'corrupt' } });
+    const r = await fetchAll(`${mirror.url}/v2/library/app/manifests/${image.digest}`, { accept: ACCEPT });
+    expect(r.status).toBe(502);
+    expect(r.code()).toBe('UNAVAILABLE');
+    expect(existsSync(path.join(mirror.storage.path, 'manifests', 'sha256', image.digest.slice(7, 9), image.digest.slice(7)))).toBe(false);
+  });
+
+  it('passes 429 through with Retry-After for uncached content', async () => {
+    hub.faults.push({ match: { kind: 'manifest' }, action: { type: 'status', status: 429, headers: { 'retry-after': '42' } } });
+    const r = await fetchAll(`${mirror.url}/v2/library/app/manifests/never-cached`, { accept: ACCEPT });
+    expect(r.status).toBe(429);
+    expect(r.headers['retry-after']).toBe('42');
+    expect(r.code()).toBe('TOOMANYREQUESTS');
+  });
+
+  it('serves cached tags and blobs while the upstream is down; uncached content gets a clear error', async () => {
+    const cached = await fetchAll(`${mirror.url}/v2/library/app/manifests/1`, { accept: ACCEPT });
+    expect(cached.status).toBe(200);
+    await fetchAll(`${mirror.url}/v2/library/app/blobs/${image.config.digest}`);
+    clock.advance(3600_000);
+    await hub.down();
+    const stale = await fetchAll(`${mirror.url}/v2/library/app/manifests/1`, { accept: ACCEPT });
+    expect(stale.status).toBe(200);
+    expect(sha256(stale.body)).toBe(image.digest);
+    const head = await request(`${mirror.url}/v2/library/app/manifests/1`, { method: 'HEAD', headers: { accept: ACCEPT } });
+    expect(head.statusCode).toBe(200);
+    await head.body.dump();
+    const blob = await fetchAll(`${mirror.url}/v2/library/app/blobs/${image.config.digest}`);
+    expect(sha256(blob.body)).toBe(image.config.digest);
+    const uncached = await fetchAll(`${mirror.url}/v2/library/app/manifests/other`, { accept: ACCEPT });
+    expect(uncached.status).toBe(502);
+    expect(uncached.code()).toBe('UNAVAILABLE');
+  });
+
+  it('serves cached tags when the token endpoint fails, and reports uncached content clearly', async () => {
+    clock.advance(3600_000); // expire tokens and the tag's window
+    hub.revokeTokens();
+    hub.faults.push({ match: { kind: 'token' }, times: Number.POSITIVE_INFINITY, action: { type: 'status', status: 503 } });
+    const stale = await fetchAll(`${mirror.url}/v2/library/app/manifests/1`, { accept: ACCEPT });
+    expect(stale.status).toBe(200);
+    const uncached = await fetchAll(`${mirror.url}/v2/library/app/manifests/2`, { accept: ACCEPT });
+    expect(uncached.status).toBe(502);
+  });
+
+  it('a stalled upstream body times out; nothing is stored', async () => {
+    const other = await pushImage(registryUrl, 'library/app', null, { layers: [50_000], format: 'docker', seed: 'stall' });
+    hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'stall', ms: 4000 } });
+    const r = await fetchAll(`${mirror.url}/v2/library/app/blobs/${other.layers[0]!.digest}`);
+    expect(r.broken || r.status >= 500).toBe(true);
+    expect(existsSync(blobFile(other.layers[0]!.digest))).toBe(false);
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
