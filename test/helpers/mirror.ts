@@ -20,13 +20,15 @@ export async function startMirror(opts: {
   logger?: Logger;
   config?: RawConfig;
   storage?: TempDir;
+  /** Environment the mirror reads credentials from (default: none). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<TestMirror> {
   const storage = opts.storage ?? (await makeTempDir('mirrorgate-cache-'));
   const upstreams = Object.fromEntries(Object.entries(opts.upstreams).map(([h, u]) => [h, typeof u === 'string' ? { url: u } : u]));
   const config = loadConfig({
     overrides: { ...(opts.config ?? {}), upstreams, mirror: { listen: '127.0.0.1:0', storage: { path: storage.path }, ...((opts.config?.mirror as RawConfig) ?? {}) } },
   });
-  const deps = opts.clock ? { logger: opts.logger ?? silentLogger(), clock: opts.clock } : { logger: opts.logger ?? silentLogger() };
+  const deps = { logger: opts.logger ?? silentLogger(), env: opts.env ?? {}, ...(opts.clock ? { clock: opts.clock } : {}) };
   const server = new MirrorServer(config, deps);
   const { port } = await server.start();
   let stopped = false;
