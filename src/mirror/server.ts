@@ -40,6 +40,7 @@ export class MirrorServer {
   readonly local: { blobs: FsBlobStore; manifests: FsManifestStore };
   private server: http.Server | https.Server | undefined;
   private ready = false;
+  private stopping = false;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
     const clock = deps.clock ?? systemClock;
@@ -63,6 +64,7 @@ export class MirrorServer {
       logger: this.deps.logger,
       metrics: this.metrics,
       isReady: () => this.ready,
+      isStopping: () => this.stopping,
     });
     const tls = this.config.mirror.tls;
     const serverOptions: http.ServerOptions = {
@@ -116,12 +118,16 @@ export class MirrorServer {
   /** Stops accepting connections and waits up to `graceMs` for in-flight requests, then closes the rest. */
   async stop(graceMs = this.config.mirror.shutdownGrace): Promise<void> {
     this.ready = false;
+    this.stopping = true;
     const server = this.server;
     if (server) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections become idle as their requests finish: close them as they do.
+      const sweeper = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(sweeper);
       clearTimeout(timer);
       this.server = undefined;
     }

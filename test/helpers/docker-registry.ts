@@ -23,6 +23,8 @@ export interface DockerRegistryOptions {
   accessLog?: boolean;
   /** How long to wait for `GET /v2/` to answer (default 15 s). */
   startTimeoutMs?: number;
+  /** Require HTTP Basic auth against this htpasswd file (bcrypt entries): the registry answers Basic challenges. */
+  htpasswd?: string;
   /** Binary to run (default `/usr/bin/docker-registry`, or `$DOCKER_REGISTRY_BIN`). */
   binary?: string;
 }
@@ -92,6 +94,7 @@ async function startOnce(opts: DockerRegistryOptions, port: number): Promise<Doc
     if (opts.proxy.password !== undefined) proxy.password = opts.proxy.password;
     config.proxy = proxy;
   }
+  if (opts.htpasswd) config.auth = { htpasswd: { realm: 'test-registry', path: opts.htpasswd } };
   const configPath = join(dir.path, 'config.yml');
   await writeFile(configPath, stringify(config));
 

@@ -11,6 +11,8 @@ export interface MirrorAppDeps extends MirrorRouteDeps {
   metrics: MirrorMetrics;
   /** False while starting or shutting down: /readyz answers 503. */
   isReady: () => boolean;
+  /** True once shutdown began: responses ask clients to close their connection. */
+  isStopping: () => boolean;
 }
 
 /** Assembles the mirror's express app: request log, the read API, health and metrics. */
@@ -20,6 +22,10 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(requestLog(deps.logger, deps.metrics));
+  app.use((_req, res, next) => {
+    if (deps.isStopping()) res.setHeader('connection', 'close');
+    next();
+  });
 
   app.get('/healthz', (_req, res) => {
     res.status(200).json({ status: 'ok' });

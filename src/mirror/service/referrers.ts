@@ -32,8 +32,12 @@ export async function listReferrers(
     const type = header(res.headers, 'content-type') ?? '';
     if (res.status === 200 && type.startsWith(MEDIA_TYPES.ociIndex)) {
       const body = await readCapped(res.body, REFERRERS_MAX_BYTES, `referrers of ${subject}`);
-      JSON.parse(body.toString('utf8'));
-      return { body, filtersApplied: Boolean(artifactType && header(res.headers, 'oci-filters-applied')?.includes('artifactType')), source: 'upstream' };
+      const index = JSON.parse(body.toString('utf8')) as { manifests?: Descriptor[] };
+      const applied = header(res.headers, 'oci-filters-applied')?.includes('artifactType') ?? false;
+      if (!artifactType || applied) return { body, filtersApplied: applied, source: 'upstream' };
+      // The upstream ignored the filter: apply it here so clients get what they asked for.
+      const manifests = (index.manifests ?? []).filter((d) => d.artifactType === artifactType);
+      return { body: Buffer.from(JSON.stringify({ ...index, manifests })), filtersApplied: true, source: 'upstream' };
     }
     await discard(res.body);
   } catch (err) {

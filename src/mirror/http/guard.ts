@@ -1,0 +1,31 @@
+import type { NextFunction, Request, Response } from 'express';
+import { MirrorgateError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { MirrorLimitsConfig } from '../../config/schema.js';
+import { sendError } from './error-envelope.js';
+
+/**
+ * Refuses requests no read-only registry client sends, before any route sees them: bodies larger than the
+ * limit or of unknown length (answered 413 and the connection closed, so the body is never read), and
+ * query strings that are too long or have too many parameters.
+ */
+export function requestGuard(limits: Pick<MirrorLimitsConfig, 'maxBodySize' | 'maxQueryLength' | 'maxQueryParams'>, logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const length = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (chunked || (length !== undefined && Number(length) > limits.maxBodySize)) {
+      res.setHeader('connection', 'close');
+      sendError(res, new MirrorgateError('UNSUPPORTED', 'request body not accepted: the mirror is read-only', { status: 413 }), logger);
+      return;
+    }
+    const q = req.originalUrl.indexOf('?');
+    if (q >= 0) {
+      const query = req.originalUrl.slice(q + 1);
+      if (query.length > limits.maxQueryLength || query.split('&').length > limits.maxQueryParams) {
+        sendError(res, new MirrorgateError('UNSUPPORTED', 'query string too long', { status: 400 }), logger);
+        return;
+      }
+    }
+    next();
+  };
+}
