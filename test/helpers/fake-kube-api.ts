@@ -282,7 +282,7 @@ export class FakeKubeApi {
           .filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && filter(o));
         return this.json(res, 200, { kind: `${info.kind}List`, apiVersion: info.apiVersion, metadata: { resourceVersion: String(this.rv) }, items });
       }
-      if (!name && req.method === 'POST') return this.create(req, res, resource, info, namespace);
+      if (!name && req.method === 'POST') return await this.create(req, res, resource, info, namespace);
       if (!name) throw new HttpError(405, 'MethodNotAllowed', 'method not allowed');
       const key = this.key(resource, namespace, name);
       const existing = this.objects.get(key);
@@ -357,6 +357,7 @@ export class FakeKubeApi {
       res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${from} (${this.compactedBefore})`, reason: 'Expired', code: 410 } })}\n`);
       return;
     }
+    res.flushHeaders(); // as the API server does: the client's watch() resolves on the headers
     const w: Watcher = { resource, namespace, filter, res };
     for (const e of this.history) if (e.rv > from) this.send(w, e);
     this.watchers.add(w);
