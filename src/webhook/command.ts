@@ -23,8 +23,9 @@ interface Out {
 }
 const processOut: Out = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) };
 
-function webhookOverrides(opts: { mirror?: string; listen?: string; tlsCert?: string; tlsKey?: string }): RawConfig {
+function webhookOverrides(opts: { mirror?: string; listen?: string; tlsCert?: string; tlsKey?: string; mirrorProbe?: boolean }): RawConfig {
   const webhook: RawConfig = {};
+  if (opts.mirrorProbe === false) webhook.mirrorProbe = { enabled: false };
   if (opts.mirror !== undefined) webhook.mirrorHost = opts.mirror;
   if (opts.listen !== undefined) webhook.listen = opts.listen;
   if (opts.tlsCert !== undefined || opts.tlsKey !== undefined) webhook.tls = { cert: opts.tlsCert, key: opts.tlsKey };
@@ -100,7 +101,8 @@ export function registerWebhookCommands(program: Command): void {
     .option('--tls-cert <file>', 'serving certificate (PEM), reloaded when it changes')
     .option('--tls-key <file>', 'serving key (PEM)')
     .option('--mirror <host>', 'mirror registry host (overrides webhook.mirrorHost)')
-    .action(async (opts: { config?: string; listen?: string; tlsCert?: string; tlsKey?: string; mirror?: string }) => {
+    .option('--no-mirror-probe', 'do not probe the mirror; always rewrite (webhook.mirrorProbe.enabled: false)')
+    .action(async (opts: { config?: string; listen?: string; tlsCert?: string; tlsKey?: string; mirror?: string; mirrorProbe?: boolean }) => {
       const load = { file: opts.config, env: process.env, overrides: webhookOverrides(opts) };
       const config = loadConfig(load);
       const logger = createLogger({ level: config.log.level });
