@@ -1,0 +1,320 @@
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { freePort, makeTempDir, type TempDir } from '../../test/helpers/tmp.js';
+
+/**
+ * The servers under test, each its own process so its CPU and memory can be read from /proc: the mirror
+ * (built JavaScript, as deployed), nginx (the static-file floor). Debian's docker-registry comes from the test
+ * harness (test/helpers/docker-registry.ts), also a child process.
+ */
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** Children still running, killed if the bench exits without stopping them. */
+const live = new Set<ChildProcess>();
+let hooked = false;
+function track(child: ChildProcess): void {
+  if (!hooked) {
+    hooked = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
+/**
+ * Compiles the mirror into bench/results/build and returns its entry point and the revision built. By default
+ * from the committed tree (`git archive`), so a run measures a known commit even while the working tree is
+ * being edited; when HEAD does not compile, the working tree, then the newest of the last few commits that
+ * does. `from: 'worktree'` compiles the working tree only.
+ */
+export async function buildMirror(from: 'head' | 'worktree' = 'head', log: (m: string) => void = () => {}): Promise<{ main: string; revision: string }> {
+  const buildDir = join(ROOT, 'bench', 'results', 'build');
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const candidates = from === 'worktree' ? ['worktree'] : ['HEAD', 'worktree', ...[1, 2, 3, 4, 5].map((n) => `HEAD~${n}`)];
+  let lastError = '';
+  for (const rev of candidates) {
+    await rm(buildDir, { recursive: true, force: true });
+    await mkdir(buildDir, { recursive: true });
+    let project = join(ROOT, 'tsconfig.build.json');
+    let revision: string;
+    if (rev === 'worktree') {
+      const dirty = (await run('git', ['status', '--porcelain', 'src'], { cwd: ROOT })).stdout.trim();
+      revision = `${(await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT })).stdout.trim()}${dirty ? ' + uncommitted changes' : ''}`;
+    } else {
+      revision = (await run('git', ['rev-parse', '--short', rev], { cwd: ROOT })).stdout.trim();
+      await run('bash', ['-c', 'git archive "$1" src tsconfig.json tsconfig.build.json | tar -x -C "$2"', 'archive', rev, buildDir], { cwd: ROOT });
+      project = join(buildDir, 'tsconfig.build.json');
+    }
+    try {
+      await run(process.execPath, [tsc, '-p', project, '--outDir', join(buildDir, 'dist')], { cwd: ROOT });
+      return { main: join(buildDir, 'dist', 'main.js'), revision };
+    } catch (err) {
+      lastError = (err as { stdout?: string }).stdout ?? String(err);
+      log(`${rev} (${revision}) does not compile, trying the next candidate:\n${lastError.trim().split('\n').slice(0, 3).join('\n')}`);
+    }
+  }
+  throw new Error(`cannot build the mirror: ${lastError}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// /proc
+
+export interface ProcMemory {
+  /** Resident set size now, bytes. */
+  rss: number;
+  /** Peak resident set size (VmHWM) since start or the last resetPeak, bytes. */
+  hwm: number;
+}
+
+export function procMemory(pid: number): ProcMemory {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Resets VmHWM to the current RSS (Linux: `echo 5 > /proc/PID/clear_refs`). False when not permitted. */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime (14), stime (15)
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
+/** Samples VmRSS every `everyMs` until stopped; returns the largest seen (a fallback where VmHWM is not resettable). */
+export function sampleRss(pid: number, everyMs = 50): { stop(): number } {
+  let peak = 0;
+  const tick = (): void => {
+    try {
+      peak = Math.max(peak, procMemory(pid).rss);
+    } catch {
+      /* process gone */
+    }
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      return peak;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The mirror
+
+export interface MirrorProcess {
+  url: string;
+  host: string;
+  pid: number;
+  storage: string;
+  stop(): Promise<void>;
+}
+
+export interface MirrorProcessOptions {
+  /** Entry point: the built main.js (see buildMirror), or src/main.ts (then run under tsx). */
+  main: string;
+  /** Upstream host -> URL, e.g. `{ 'docker.io': upstream.url }`. */
+  upstreams: Record<string, string>;
+  /** Extra configuration merged into `mirror:` (e.g. auth settings). */
+  mirrorConfig?: Record<string, unknown>;
+  /** Write a V8 CPU profile (`--cpu-prof`) into this directory when the process exits. */
+  cpuProfDir?: string;
+  /** Log level (default `warn`: like the reference registry with its access log off). */
+  logLevel?: string;
+}
+
+export async function startMirrorProcess(opts: MirrorProcessOptions): Promise<MirrorProcess> {
+  const dir = await makeTempDir('mirrorgate-bench-mirror-');
+  const storage = join(dir.path, 'storage');
+  const config = {
+    log: { level: opts.logLevel ?? 'warn' },
+    mirror: { listen: '127.0.0.1:0', storage: { path: storage }, ...(opts.mirrorConfig ?? {}) },
+    upstreams: Object.fromEntries(Object.entries(opts.upstreams).map(([h, url]) => [h, { url }])),
+  };
+  const configPath = join(dir.path, 'config.yml');
+  await writeFile(configPath, stringify(config));
+  const nodeArgs = opts.main.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  if (opts.cpuProfDir) {
+    await mkdir(opts.cpuProfDir, { recursive: true });
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
+  }
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MIRRORGATE_')) env[k] = v;
+  const child = spawn(process.execPath, [...nodeArgs, opts.main, 'mirror', '--config', configPath], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  track(child);
+  let log = '';
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the mirror did not start in time:\n${log}`)), 20_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log = (log + chunk.toString('utf8')).slice(-64 * 1024);
+      const m = /listening on (https?:\/\/[^\s]+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolveUrl(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the mirror exited (${code}) before listening:\n${log}`));
+    });
+  });
+  let stopped = false;
+  return {
+    url,
+    host: new URL(url).host,
+    pid: child.pid!,
+    storage,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await dir.cleanup();
+    },
+  };
+}
+
+/** Whether the mirror accepts `mirrorConfig` (e.g. a feature's settings) at start-up. */
+export async function mirrorAccepts(main: string, mirrorConfig: Record<string, unknown>): Promise<{ ok: boolean; message: string }> {
+  try {
+    const m = await startMirrorProcess({ main, upstreams: { 'docker.io': 'http://127.0.0.1:9' }, mirrorConfig });
+    await m.stop();
+    return { ok: true, message: '' };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message.split('\n').slice(0, 6).join(' ') };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// nginx
+
+export interface Nginx {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Debian's nginx serving `root` statically with sendfile, one worker, no access log: the floor for serving
+ * bytes from disk on this machine. Runs in the foreground with its own prefix, config and pid file.
+ */
+export async function startNginx(root: string, opts: { workers?: number } = {}): Promise<Nginx> {
+  const dir: TempDir = await makeTempDir('mirrorgate-bench-nginx-');
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const conf = [
+      // Workers of a root master drop to "nobody", which cannot read the 0700 temp dirs the bench uses.
+      process.getuid?.() === 0 ? 'user root;' : '',
+      `worker_processes ${opts.workers ?? 1};`,
+      `pid ${dir.path}/nginx.pid;`,
+      `error_log ${dir.path}/error.log warn;`,
+      'events { worker_connections 4096; }',
+      'http {',
+      '  access_log off;',
+      '  sendfile on;',
+      '  tcp_nopush on;',
+      '  keepalive_requests 1000000;',
+      '  default_type application/octet-stream;',
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir.path}/${t};`),
+      `  server { listen 127.0.0.1:${port}; root ${root}; location / { } }`,
+      '}',
+      '',
+    ].join('\n');
+    const confPath = join(dir.path, 'nginx.conf');
+    await writeFile(confPath, conf);
+    const child = spawn('nginx', ['-p', dir.path, '-c', confPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    track(child);
+    let log = '';
+    child.stderr!.on('data', (c: Buffer) => (log += c.toString('utf8')));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let up = false;
+    for (let i = 0; i < 100 && child.exitCode === null; i++) {
+      try {
+        const res = await request(`http://127.0.0.1:${port}/`, { method: 'HEAD' });
+        await res.body.dump();
+        up = true;
+        break;
+      } catch {
+        await sleep(50);
+      }
+    }
+    if (!up) {
+      child.kill('SIGKILL');
+      await exited;
+      if (attempt < 3 && /in use/.test(log)) continue;
+      await dir.cleanup();
+      throw new Error(`nginx did not start: ${log}`);
+    }
+    let stopped = false;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      pid: child.pid!,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        child.kill('SIGQUIT');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+        await dir.cleanup();
+      },
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Versions, for the report
+
+export async function toolVersions(): Promise<Record<string, string>> {
+  const v = async (cmd: string, args: string[], pick: RegExp): Promise<string> => {
+    try {
+      const { stdout, stderr } = await run(cmd, args);
+      return pick.exec(`${stdout}\n${stderr}`)?.[1] ?? 'unknown';
+    } catch (err) {
+      // Some tools (wrk -v) print their version and exit non-zero.
+      const e = err as { stdout?: string; stderr?: string; code?: unknown };
+      return pick.exec(`${e.stdout ?? ''}\n${e.stderr ?? ''}`)?.[1] ?? 'not installed';
+    }
+  };
+  return {
+    node: process.version,
+    distribution: await v('docker-registry', ['--version'], /distribution (\S+)/),
+    nginx: await v('nginx', ['-v'], /nginx\/(\S+)/),
+    curl: await v('curl', ['--version'], /curl (\S+)/),
+    wrk: await v('wrk', ['-v'], /wrk (\S+)/),
+    skopeo: await v('skopeo', ['--version'], /version (\S+)/),
+  };
+}

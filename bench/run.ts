@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Cleanup } from '../test/helpers/tmp.js';
+import type { BenchContext, Scenario } from './lib/context.js';
+import { buildMirror, toolVersions } from './lib/procs.js';
+import { emptyResult, renderResult, type ScenarioResult } from './lib/report.js';
+import { warmBlob } from './scenarios/s1-warm-blob.js';
+
+/**
+ * The benchmark runner: `npm run bench` runs every scenario, `npm run bench -- 1 3` some of them,
+ * `--quick` each once with tiny sizes (smoke mode). Results are printed as Markdown and written as JSON.
+ */
+
+const USAGE = `usage: npm run bench -- [scenario ...] [options]
+  scenarios: ${'1..8'} (default: all)
+  --quick          one run each, tiny sizes (smoke mode)
+  --runs N         repetitions per measurement (default 5; 1 with --quick)
+  --cpu-prof DIR   run the mirror with --cpu-prof, profiles written to DIR
+  --worktree       build the mirror from the working tree (default: the committed HEAD)
+  --tsx            run the mirror from the working tree's src/ under tsx, without building
+  --json FILE      where to write the JSON results (default bench/results/latest.json)
+  --markdown FILE  also write the Markdown report there`;
+
+const SCENARIOS: Scenario[] = [warmBlob];
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      tsx: { type: 'boolean', default: false },
+      worktree: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      markdown: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const root = resolve(import.meta.dirname, '..');
+  const known = new Map(SCENARIOS.map((s) => [s.id, s]));
+  const unknown = positionals.filter((p) => !known.has(p));
+  if (unknown.length) {
+    process.stderr.write(`unknown scenario(s): ${unknown.join(', ')} (have: ${[...known.keys()].join(', ')})\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const selected = positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.id)) : SCENARIOS;
+  const runs = values.quick ? 1 : Number(values.runs ?? 5);
+  const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
+
+  let mirrorMain = join(root, 'src', 'main.ts');
+  let revision = 'worktree (tsx)';
+  if (!values.tsx) {
+    log('building the mirror');
+    ({ main: mirrorMain, revision } = await buildMirror(values.worktree ? 'worktree' : 'head', log));
+  }
+  const versions = await toolVersions();
+  const started = new Date();
+  const header = [
+    `# mirrorgate benchmarks (${started.toISOString()})`,
+    '',
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}.`,
+    `Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    `Mode: ${values.quick ? 'quick (smoke, tiny sizes)' : 'full'}, ${runs} run(s) per measurement; mirror at ${revision}${values.tsx ? '' : ', built with tsc'}.`,
+    '',
+  ].join('\n');
+  process.stdout.write(`${header}\n`);
+
+  const results: ScenarioResult[] = [];
+  for (const scenario of selected) {
+    const cleanup = new Cleanup();
+    const ctx: BenchContext = { quick: values.quick, runs, mirrorMain, cpuProfDir: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined, cleanup, log };
+    const t0 = Date.now();
+    const load0 = loadavg()[0]!;
+    log(`scenario ${scenario.id}: ${scenario.title}`);
+    let result: ScenarioResult;
+    try {
+      result = await scenario.run(ctx);
+    } catch (err) {
+      result = emptyResult(scenario.id, scenario.title);
+      result.skipped = `failed: ${(err as Error).stack ?? String(err)}`;
+      process.exitCode = 1;
+    } finally {
+      await cleanup.run().catch((err: unknown) => log(`clean-up failed: ${String(err)}`));
+    }
+    result.metrics.elapsedSeconds = (Date.now() - t0) / 1000;
+    // The machine is shared: say how busy it was (1-minute load average; 2 cores means 2.0 is full).
+    if (!result.skipped) result.notes.push(`Machine load (1-min load average) at start / end: ${load0.toFixed(1)} / ${loadavg()[0]!.toFixed(1)}; ${result.metrics.elapsedSeconds.toFixed(0)} s.`);
+    log(`scenario ${scenario.id} took ${result.metrics.elapsedSeconds.toFixed(0)} s`);
+    results.push(result);
+    process.stdout.write(`${renderResult(result)}\n`);
+  }
+
+  const jsonPath = resolve(values.json ?? join(root, 'bench', 'results', 'latest.json'));
+  await mkdir(dirname(jsonPath), { recursive: true });
+  await writeFile(jsonPath, `${JSON.stringify({ started: started.toISOString(), revision, quick: values.quick, runs, versions, results }, null, 2)}\n`);
+  log(`results written to ${jsonPath}`);
+  if (values.markdown) {
+    await writeFile(values.markdown, `${header}\n${results.map(renderResult).join('\n')}`);
+  }
+  if (!existsSync(jsonPath)) process.exitCode = 1;
+}
+
+await main();

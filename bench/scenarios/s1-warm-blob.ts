@@ -1,0 +1,81 @@
+import type { Scenario } from '../lib/context.js';
+import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, waitCached, warm } from '../lib/fixtures.js';
+import { curlDownload, undiciDownload } from '../lib/load.js';
+import { cpuSeconds, startNginx } from '../lib/procs.js';
+import { emptyResult } from '../lib/report.js';
+import { fmtBytes, fmtMiBps, fmtRatio, median, MiB } from '../lib/stats.js';
+
+/** 1. One client downloads one cached blob: the mirror vs docker-registry (proxy mode) vs nginx (sendfile). */
+export const warmBlob: Scenario = {
+  id: '1',
+  title: 'Warm blob throughput (one client, one cached blob)',
+  async run(ctx) {
+    const size = ctx.quick ? 4 * MiB : 256 * MiB;
+    const result = emptyResult(this.id, this.title);
+    const upstream = await startUpstream(ctx);
+    const [blob] = await seedBlobs(upstream, [size], 's1');
+    const proxies = await startProxies(ctx, upstream);
+    await warm(proxies, [blob!]);
+    await waitCached(proxies, [blob!]);
+    const nginx = ctx.cleanup.add(await startNginx(proxies.mirror.storage));
+
+    const servers = [
+      { name: 'mirrorgate', url: blobUrl(proxies.mirror.url, blob!.digest), pid: proxies.mirror.pid as number | undefined },
+      { name: 'distribution (proxy)', url: blobUrl(proxies.distribution.url, blob!.digest), pid: proxies.distribution.pid },
+      { name: 'nginx (sendfile)', url: nginx.url + mirrorBlobPath(blob!.digest), pid: undefined },
+    ];
+    const tput = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+    const serverCpu = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+    const clientCpu = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+    // One unmeasured pass each (page cache, connection set-up), then `runs` rounds in rotating order.
+    for (const s of servers) await curlDownload([s.url]);
+    for (let i = 0; i < ctx.runs; i++) {
+      for (let j = 0; j < servers.length; j++) {
+        const s = servers[(i + j) % servers.length]!;
+        const cpu0 = s.pid ? cpuSeconds(s.pid) : 0;
+        const r = await curlDownload([s.url]);
+        const t = r.transfers[0]!;
+        if (t.bytes !== size) throw new Error(`${s.name}: got ${t.bytes} bytes, expected ${size}`);
+        tput.get(s.name)!.push(t.bytes / (t.ms / 1000));
+        clientCpu.get(s.name)!.push(r.clientCpu / (t.ms / 1000));
+        if (s.pid) serverCpu.get(s.name)!.push((cpuSeconds(s.pid) - cpu0) / (t.ms / 1000));
+      }
+    }
+    // Cross-check with another client: undici in this process.
+    const undici = new Map<string, number>();
+    for (const s of [servers[0]!, servers[2]!]) {
+      const r = await undiciDownload(s.url);
+      undici.set(s.name, r.bytes / (r.ms / 1000));
+    }
+
+    const m = median(tput.get('mirrorgate')!);
+    const d = median(tput.get('distribution (proxy)')!);
+    const n = median(tput.get('nginx (sendfile)')!);
+    const pct = (xs: number[]): string => (xs.length ? `${Math.round(median(xs) * 100)}%` : 'n/a');
+    result.tables.push({
+      title: `${fmtBytes(size)} blob, curl, median of ${ctx.runs} runs`,
+      columns: ['server', 'throughput', 'runs (min - max)', 'mirrorgate / server', 'server CPU (of one core)', 'client CPU'],
+      rows: servers.map((s) => {
+        const xs = tput.get(s.name)!;
+        return [
+          s.name,
+          fmtMiBps(median(xs)),
+          `${fmtMiBps(Math.min(...xs))} - ${fmtMiBps(Math.max(...xs))}`,
+          s.name === 'mirrorgate' ? '1.00x' : fmtRatio(m / median(xs)),
+          pct(serverCpu.get(s.name)!),
+          pct(clientCpu.get(s.name)!),
+        ];
+      }),
+    });
+    result.checks.push(
+      { name: 'throughput vs distribution', value: fmtRatio(m / d), target: '>= 1.2x', met: m / d >= 1.2 },
+      { name: 'throughput vs nginx', value: fmtRatio(m / n), target: '>= 0.9x', met: m / n >= 0.9 },
+    );
+    result.notes.push(
+      `Cross-check with undici as the client (one run): mirrorgate ${fmtMiBps(undici.get('mirrorgate')!)}, nginx ${fmtMiBps(undici.get('nginx (sendfile)')!)}.`,
+      'Load generator: curl serves nginx faster than any other server here, so it is not what limits the others.',
+    );
+    Object.assign(result.metrics, { sizeBytes: size, mirrorBps: m, distributionBps: d, nginxBps: n, ratioDistribution: m / d, ratioNginx: m / n });
+    return result;
+  },
+};
