@@ -82,6 +82,60 @@ export const tlsSchema = z
   })
   .strict();
 
+/** Who may read from the mirror (docs/security.md). */
+export const mirrorAuthSchema = z
+  .object({
+    /** htpasswd file with bcrypt entries; when set, every /v2 request needs valid credentials (unless anonymousRead). */
+    htpasswd: z.string().min(1).optional(),
+    /** Let requests without credentials read. Requests that do send credentials must still send valid ones. */
+    anonymousRead: z.boolean().default(false),
+    /** Realm sent in `WWW-Authenticate`. */
+    realm: z.string().regex(/^[\x20-\x7e]{1,128}$/, 'printable ASCII, at most 128 characters').refine((r) => !/["\\]/.test(r), 'no quotes or backslashes').default('mirrorgate'),
+    /** How long a successful password check is remembered (a keyed hash, never the password). */
+    cacheTtl: duration.default(60_000),
+    /** Most remembered successful checks; the oldest is dropped first. 0 turns the cache off. */
+    cacheSize: z.number().int().min(0).max(100_000).default(1024),
+    /** Most bcrypt checks running at once; more wait in a queue of the same size, beyond that 429. */
+    maxConcurrentVerifications: z.number().int().min(1).max(64).default(4),
+    /** Optional Docker token flow: after a Basic login at `/token`, short-lived bearer tokens. */
+    tokens: z
+      .object({
+        enabled: z.boolean().default(false),
+        ttl: duration.default(300_000),
+        /** HMAC key shared by replicas; default: a random key per process (tokens die with the process). */
+        secret: secretSource.optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** Hostile-client limits of the mirror's HTTP server (docs/security.md). */
+export const mirrorLimitsSchema = z
+  .object({
+    /** Largest request head (request line and headers). */
+    maxHeaderSize: size.default(16 * 1024),
+    /** Largest request body; the mirror is read-only, so anything bigger is refused with 413 and the connection closed. */
+    maxBodySize: size.default(64 * 1024),
+    /** Longest query string, and most query parameters. */
+    maxQueryLength: z.number().int().min(16).max(65_536).default(2048),
+    maxQueryParams: z.number().int().min(1).max(256).default(16),
+    /** How long a client may take to send its whole request (not the response: blob downloads are not cut). */
+    requestTimeout: duration.default(60_000),
+    /** A socket with no traffic either way for this long is closed (stalled readers, idle half-open connections). */
+    idleTimeout: duration.default(120_000),
+    keepAliveTimeout: duration.default(65_000),
+    maxRequestsPerSocket: z.number().int().min(0).default(1000),
+    /** Most simultaneous client connections (0: no limit). */
+    maxConnections: z.number().int().min(0).default(4096),
+    /** Most simultaneous upstream fetches across all upstreams; more wait in a bounded queue, beyond it 429. */
+    upstreamFetches: z.number().int().min(1).max(4096).default(128),
+    upstreamQueue: z.number().int().min(0).max(100_000).default(1024),
+    /** Longest wait in that queue before 429 TOOMANYREQUESTS. */
+    upstreamQueueTimeout: duration.default(30_000),
+  })
+  .strict();
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -97,6 +151,10 @@ export const mirrorSchema = z
     headersTimeout: duration.default(30_000),
     /** Seconds to wait for in-flight requests on SIGTERM before closing anyway. */
     shutdownGrace: duration.default(30_000),
+    auth: mirrorAuthSchema.prefault({}),
+    limits: mirrorLimitsSchema.prefault({}),
+    /** How often the htpasswd and certificate files are checked for changes (besides file-system events). */
+    watchInterval: duration.default(2_000),
   })
   .strict();
 
@@ -176,6 +234,8 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type MirrorConfig = z.output<typeof mirrorSchema>;
+export type MirrorAuthConfig = z.output<typeof mirrorAuthSchema>;
+export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
 
 /** Where the well-known registries live, so `--upstream ghcr.io` needs no URL. */

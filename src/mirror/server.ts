@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { access, constants, mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -10,7 +9,12 @@ import { MirrorgateError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { formatListen, parseListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
+import type { PasswordVerifier } from './auth/authenticator.js';
+import { createMirrorAuth, type MirrorAuth } from './auth/create-auth.js';
 import { createMirrorApp } from './http/app.js';
+import { requestGuard } from './http/guard.js';
+import { createHttpServer } from './http/http-server.js';
+import { Semaphore } from './limits/semaphore.js';
 import { MirrorMetrics } from './metrics.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
@@ -18,6 +22,7 @@ import { FsBlobStore } from './store/fs-blob-store.js';
 import { FsManifestStore } from './store/fs-manifest-store.js';
 import { StorageLayout } from './store/layout.js';
 import { sweepTempFiles } from './store/sweep.js';
+import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
 
 export interface MirrorServerDeps {
@@ -25,6 +30,8 @@ export interface MirrorServerDeps {
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
   metrics?: MirrorMetrics;
+  /** Checks a password against a bcrypt hash (default bcryptjs); tests pass a counting one. */
+  passwordVerifier?: PasswordVerifier;
 }
 
 /**
@@ -41,12 +48,19 @@ export class MirrorServer {
   private server: http.Server | https.Server | undefined;
   private ready = false;
   private stopping = false;
+  /** Undefined when no htpasswd file is configured. */
+  readonly auth: MirrorAuth | undefined;
+  readonly fetchGate: Semaphore;
+  private tls: TlsFiles | undefined;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
     const clock = deps.clock ?? systemClock;
     this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true });
     this.layout = new StorageLayout(config.mirror.storage.path);
-    this.upstreams = new Upstreams(config, { logger: deps.logger, clock, metrics: this.metrics, env: deps.env ?? process.env });
+    const limits = config.mirror.limits;
+    this.fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
+    this.upstreams = new Upstreams(config, { logger: deps.logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate: this.fetchGate });
+    this.auth = createMirrorAuth(config.mirror.auth, { logger: deps.logger, clock, watchIntervalMs: config.mirror.watchInterval, verify: deps.passwordVerifier });
     this.local = { blobs: new FsBlobStore(this.layout), manifests: new FsManifestStore(this.layout) };
     this.blobs = new ProxyBlobStore({ local: this.local.blobs, layout: this.layout, upstreams: this.upstreams, logger: deps.logger, metrics: this.metrics });
     this.manifests = new ProxyManifestStore({ local: this.local.manifests, upstreams: this.upstreams, clock, logger: deps.logger, metrics: this.metrics });
@@ -65,17 +79,15 @@ export class MirrorServer {
       metrics: this.metrics,
       isReady: () => this.ready,
       isStopping: () => this.stopping,
+      guard: requestGuard(this.config.mirror.limits, this.deps.logger),
+      auth: this.auth?.middleware,
     });
     const tls = this.config.mirror.tls;
-    const serverOptions: http.ServerOptions = {
-      headersTimeout: this.config.mirror.headersTimeout,
-      requestTimeout: 0, // blob downloads can legitimately take long; idle sockets are bounded by keepAliveTimeout
-      keepAliveTimeout: 65_000,
-      maxHeaderSize: 16 * 1024,
-    };
-    this.server = tls
-      ? https.createServer({ ...serverOptions, cert: readFileSync(tls.cert), key: readFileSync(tls.key), minVersion: 'TLSv1.2' }, app)
-      : http.createServer(serverOptions, app);
+    if (tls) {
+      this.tls = new TlsFiles(tls, { logger: this.deps.logger });
+      this.tls.watch(this.config.mirror.watchInterval);
+    }
+    this.server = createHttpServer(app, this.config.mirror, this.tls);
     const listen = parseListen(this.config.mirror.listen)!;
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
@@ -92,6 +104,7 @@ export class MirrorServer {
       {
         listen: formatListen({ host: addr.address, port: addr.port }),
         tls: Boolean(tls),
+        auth: this.auth ? (this.config.mirror.auth.anonymousRead ? 'htpasswd, anonymous read' : 'htpasswd') : 'none',
         storage: this.layout.root,
         upstreams: Object.fromEntries(Object.entries(this.config.upstreams).map(([h, u]) => [h, u.url])),
       },
@@ -115,8 +128,18 @@ export class MirrorServer {
     if (swept > 0) this.deps.logger.warn({ swept }, 'removed temp files left by an earlier run');
   }
 
-  /** Stops accepting connections and waits up to `graceMs` for in-flight requests, then closes the rest. */
-  async stop(graceMs = this.config.mirror.shutdownGrace): Promise<void> {
+  private stopped: Promise<void> | undefined;
+
+  /**
+   * Stops accepting connections and waits up to `graceMs` for in-flight requests, then closes the rest.
+   * Safe to call more than once: later calls wait for the first.
+   */
+  stop(graceMs = this.config.mirror.shutdownGrace): Promise<void> {
+    this.stopped ??= this.shutdown(graceMs);
+    return this.stopped;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
     this.ready = false;
     this.stopping = true;
     const server = this.server;
@@ -131,6 +154,8 @@ export class MirrorServer {
       clearTimeout(timer);
       this.server = undefined;
     }
+    this.auth?.close();
+    this.tls?.close();
     await this.upstreams.close();
   }
 }

@@ -1,7 +1,7 @@
 import type { Clock } from '../../src/common/clock.js';
 import { silentLogger, type Logger } from '../../src/common/logger.js';
 import { loadConfig, type RawConfig } from '../../src/config/load.js';
-import { MirrorServer } from '../../src/mirror/server.js';
+import { MirrorServer, type MirrorServerDeps } from '../../src/mirror/server.js';
 import { makeTempDir, type TempDir } from './tmp.js';
 
 export interface TestMirror {
@@ -22,6 +22,8 @@ export async function startMirror(opts: {
   storage?: TempDir;
   /** Environment the mirror reads credentials from (default: none). */
   env?: NodeJS.ProcessEnv;
+  /** Extra server dependencies (e.g. a counting password verifier). */
+  deps?: Partial<MirrorServerDeps>;
 }): Promise<TestMirror> {
   const storage = opts.storage ?? (await makeTempDir('mirrorgate-cache-'));
   const upstreams = Object.fromEntries(Object.entries(opts.upstreams).map(([h, u]) => [h, typeof u === 'string' ? { url: u } : u]));
@@ -29,11 +31,11 @@ export async function startMirror(opts: {
     overrides: { ...(opts.config ?? {}), upstreams, mirror: { listen: '127.0.0.1:0', storage: { path: storage.path }, ...((opts.config?.mirror as RawConfig) ?? {}) } },
   });
   const deps = { logger: opts.logger ?? silentLogger(), env: opts.env ?? {}, ...(opts.clock ? { clock: opts.clock } : {}) };
-  const server = new MirrorServer(config, deps);
-  const { port } = await server.start();
+  const server = new MirrorServer(config, { ...deps, ...(opts.deps ?? {}) });
+  const { port, url } = await server.start();
   let stopped = false;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url, // https:// when the config has mirror.tls
     host: `127.0.0.1:${port}`,
     server,
     storage,

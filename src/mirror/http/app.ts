@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
@@ -13,6 +13,12 @@ export interface MirrorAppDeps extends MirrorRouteDeps {
   isReady: () => boolean;
   /** True once shutdown began: responses ask clients to close their connection. */
   isStopping: () => boolean;
+  /** Hostile-input checks run before everything else (body, query bounds). */
+  guard?: RequestHandler | undefined;
+  /** Authentication for everything under /v2 (the base probe included). Health and metrics stay open. */
+  auth?: RequestHandler | undefined;
+  /** The token endpoint of the optional Docker token flow. */
+  token?: RequestHandler | undefined;
 }
 
 /** Assembles the mirror's express app: request log, the read API, health and metrics. */
@@ -22,6 +28,7 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(requestLog(deps.logger, deps.metrics));
+  if (deps.guard) app.use(deps.guard);
   app.use((_req, res, next) => {
     if (deps.isStopping()) res.setHeader('connection', 'close');
     next();
@@ -41,6 +48,8 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
     );
   });
 
+  if (deps.token) app.get('/token', deps.token);
+  if (deps.auth) app.use('/v2', deps.auth);
   const routes = createRoutes(deps);
   app.get('/v2/', routes.base);
   app.get('/v2/_catalog', routes.catalog);

@@ -8,6 +8,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { basicAuthHeader } from './credentials.js';
 import { TokenCache } from './token-cache.js';
+import type { Semaphore } from '../limits/semaphore.js';
 
 export type UpstreamKind = 'manifest' | 'blob' | 'tags' | 'referrers' | 'token' | 'base';
 
@@ -67,6 +68,8 @@ export interface UpstreamClientOptions {
   env?: NodeJS.ProcessEnv;
   /** For tests: a dispatcher to use instead of the upstream's own pool. */
   dispatcher?: Dispatcher;
+  /** Caps simultaneous fetches across all upstreams; a slot is held until the response body is done. */
+  fetchGate?: Semaphore;
 }
 
 /**
@@ -117,6 +120,8 @@ export class UpstreamClient {
     const started = this.opts.clock.now();
     const scope = req.repository ? `repository:${req.repository}:pull` : undefined;
     let outcome = 'error';
+    const releaseGate = this.opts.fetchGate ? await this.opts.fetchGate.acquire() : undefined;
+    let gateHeld = releaseGate !== undefined;
     try {
       let res = await this.send(req, await this.preemptiveAuth(scope));
       if (res.status === 401) {
@@ -128,8 +133,13 @@ export class UpstreamClient {
       }
       outcome = String(res.status);
       this.observeRateLimit(res);
+      if (releaseGate && req.method === 'GET') {
+        gateHeld = false;
+        res.body.once('close', releaseGate).once('end', releaseGate).once('error', releaseGate);
+      }
       return res;
     } finally {
+      if (gateHeld) releaseGate?.();
       this.opts.metrics?.upstreamRequests.inc({ upstream: this.host, method: req.method, kind: req.kind, outcome });
       this.opts.logger.info(
         { upstream: this.host, method: req.method, path: req.path, kind: req.kind, outcome, ms: this.opts.clock.now() - started },

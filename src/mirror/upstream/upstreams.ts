@@ -6,6 +6,7 @@ import { isValidRepositoryPath, PATH_COMPONENT_RE } from '../../reference/gramma
 import type { MirrorMetrics } from '../metrics.js';
 import type { RepositoryRef } from '../store/types.js';
 import { UpstreamClient } from './client.js';
+import type { Semaphore } from '../limits/semaphore.js';
 
 export const DOCKER_HUB = 'docker.io';
 
@@ -23,7 +24,7 @@ export function canonicalHost(host: string): string {
 export class Upstreams {
   private readonly clients = new Map<string, UpstreamClient>();
 
-  constructor(config: Pick<Config, 'upstreams'>, deps: { logger: Logger; clock: Clock; metrics?: MirrorMetrics; env?: NodeJS.ProcessEnv }) {
+  constructor(config: Pick<Config, 'upstreams'>, deps: { logger: Logger; clock: Clock; metrics?: MirrorMetrics; env?: NodeJS.ProcessEnv; fetchGate?: Semaphore }) {
     for (const [host, upstream] of Object.entries(config.upstreams)) {
       const key = canonicalHost(host);
       this.clients.set(key, new UpstreamClient({ host: key, config: upstream, ...deps }));
