@@ -21,6 +21,7 @@ import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
 import { FsBlobStore } from './store/fs-blob-store.js';
 import { FsManifestStore } from './store/fs-manifest-store.js';
 import { StorageLayout } from './store/layout.js';
+import { StorageFullState } from './store/storage-full.js';
 import { sweepTempFiles } from './store/sweep.js';
 import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
@@ -62,7 +63,14 @@ export class MirrorServer {
     this.upstreams = new Upstreams(config, { logger: deps.logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate: this.fetchGate });
     this.auth = createMirrorAuth(config.mirror.auth, { logger: deps.logger, clock, watchIntervalMs: config.mirror.watchInterval, verify: deps.passwordVerifier });
     this.local = { blobs: new FsBlobStore(this.layout), manifests: new FsManifestStore(this.layout) };
-    this.blobs = new ProxyBlobStore({ local: this.local.blobs, layout: this.layout, upstreams: this.upstreams, logger: deps.logger, metrics: this.metrics });
+    this.blobs = new ProxyBlobStore({
+      local: this.local.blobs,
+      layout: this.layout,
+      upstreams: this.upstreams,
+      logger: deps.logger,
+      metrics: this.metrics,
+      storageFull: new StorageFullState(clock),
+    });
     this.manifests = new ProxyManifestStore({ local: this.local.manifests, upstreams: this.upstreams, clock, logger: deps.logger, metrics: this.metrics });
   }
 

@@ -1,11 +1,11 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { FsBlobWriter } from '../store/fs-blob-writer.js';
 import { resolveRange } from '../store/range.js';
 import { release } from '../upstream/client.js';
+import { isStorageFull } from '../store/storage-full.js';
 import type { BlobInfo, ByteRange, RangeRequest } from '../store/types.js';
 
 const READ_CHUNK = 256 * 1024;
@@ -19,6 +19,15 @@ const READ_CHUNK = 256 * 1024;
  * whole blob has been verified and committed. On a mismatch or a cut, followers fail mid-stream and the
  * client sees a short transfer, not a corrupt one.
  */
+/**
+ * Asks the upstream for the rest of the blob from `offset` (a `Range` request). Resolves with the body of a
+ * 206 answer starting exactly there, or undefined when the upstream cannot resume.
+ */
+export type ResumeFrom = (offset: number) => Promise<Readable | undefined>;
+
+/** An upstream body failed (not our disk, not verification): worth resuming. */
+class UpstreamBodyError extends Error {}
+
 export class BlobFetch {
   readonly digest: string;
   /** Expected size, from the upstream's Content-Length; undefined when it sent none. */
@@ -37,6 +46,7 @@ export class BlobFetch {
     expected: { digest: string; size: number | undefined },
     private readonly finalPathOf: (digest: string) => string,
     private readonly logger: Logger,
+    private readonly resume?: { from: ResumeFrom; attempts: number },
   ) {
     this.digest = expected.digest;
     this.size = expected.size;
@@ -67,9 +77,41 @@ export class BlobFetch {
     wake();
   }
 
-  private async run(body: Readable): Promise<BlobInfo> {
+  /** Copies one upstream body into the temp file; upstream failures are told apart from ours. */
+  private async copy(body: Readable): Promise<void> {
+    const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await it.next();
+      } catch (err) {
+        throw new UpstreamBodyError((err as Error).message, { cause: err });
+      }
+      if (next.done) return;
+      if (this.size !== undefined && this.writer.written + next.value.length > this.size) {
+        throw new MirrorgateError('SIZE_INVALID', `upstream sent more than the ${this.size} bytes it announced`);
+      }
+      await this.writer.append(next.value);
+    }
+  }
+
+  private async run(first: Readable): Promise<BlobInfo> {
+    let body = first;
     try {
-      await pipeline(body, this.writer.stream);
+      for (let resumes = 0; ; resumes++) {
+        try {
+          await this.copy(body);
+          break;
+        } catch (err) {
+          const canResume = err instanceof UpstreamBodyError && this.resume && resumes < this.resume.attempts && this.size !== undefined;
+          if (!canResume) throw err instanceof UpstreamBodyError ? (err.cause as Error) : err;
+          release(body);
+          this.logger.warn({ digest: this.digest, offset: this.writer.written, err: err.message }, 'upstream transfer broke; resuming with a range request');
+          const rest = await this.resume!.from(this.writer.written);
+          if (!rest) throw err.cause as Error;
+          body = rest;
+        }
+      }
       const info = await this.writer.commit({ digest: this.digest, size: this.size ?? -1 });
       this.finalPath = this.finalPathOf(this.digest);
       this.state = 'done';
@@ -78,8 +120,9 @@ export class BlobFetch {
     } catch (err) {
       await this.writer.cancel();
       release(body);
-      const e =
-        err instanceof MirrorgateError && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')
+      const e = isStorageFull(err)
+        ? new MirrorgateError('STORAGE_FULL', `cache storage full while downloading ${this.digest}`, { cause: err })
+        : err instanceof MirrorgateError && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')
           ? new MirrorgateError('UPSTREAM_INVALID_CONTENT', `upstream blob ${this.digest} failed verification: ${err.message}`, { cause: err })
           : err instanceof MirrorgateError
             ? err

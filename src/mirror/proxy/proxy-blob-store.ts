@@ -8,6 +8,13 @@ import { header, release } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { BlobFetch } from './blob-fetch.js';
+import { VerifyingSlice } from './direct-stream.js';
+import { isStorageFull, type StorageFullState } from '../store/storage-full.js';
+import { resolveRange } from '../store/range.js';
+import type { Readable } from 'node:stream';
+
+/** How many times a broken upstream transfer is resumed with a range request before giving up. */
+const RESUME_ATTEMPTS = 3;
 
 /**
  * The caching blob store: same interface as the local one. A hit is served from disk with no upstream
@@ -25,6 +32,7 @@ export class ProxyBlobStore implements BlobStore {
       upstreams: Upstreams;
       logger: Logger;
       metrics?: MirrorMetrics;
+      storageFull: StorageFullState;
     },
   ) {}
 
@@ -65,11 +73,13 @@ export class ProxyBlobStore implements BlobStore {
       return local;
     }
     const joined = this.fetches.has(digest);
+    if (!joined && this.deps.storageFull.isFull) return this.direct(repo, digest, range);
     let fetch: BlobFetch | undefined;
     try {
       fetch = await this.fetchOnce(repo, digest);
     } catch (err) {
       if (err instanceof MirrorgateError && err.code === 'BLOB_UNKNOWN') return undefined;
+      if (isStorageFull(err)) return this.direct(repo, digest, range);
       throw err;
     }
     // A download finished between our miss and our joining: it is on disk now.
@@ -117,9 +127,14 @@ export class ProxyBlobStore implements BlobStore {
       writer = await this.deps.local.writer(digest);
     } catch (err) {
       release(res.body);
+      if (isStorageFull(err)) this.markFull(err);
       throw err;
     }
-    const fetch = new BlobFetch(writer, res.body, { digest, size }, (d) => this.deps.layout.blobPath(d), this.deps.logger);
+    const resume = { attempts: RESUME_ATTEMPTS, from: (offset: number) => this.resumeFrom(repo, digest, offset) };
+    const fetch = new BlobFetch(writer, res.body, { digest, size }, (d) => this.deps.layout.blobPath(d), this.deps.logger, resume);
+    fetch.done.catch((err: unknown) => {
+      if (err instanceof MirrorgateError && err.code === 'STORAGE_FULL') this.markFull(err);
+    });
     const metrics = this.deps.metrics;
     metrics?.inflightFetches.inc();
     fetch.done.then(
@@ -127,5 +142,52 @@ export class ProxyBlobStore implements BlobStore {
       () => metrics?.inflightFetches.dec(),
     );
     return fetch;
+  }
+
+  /** The rest of a blob from `offset`, when the upstream honours range requests. */
+  private async resumeFrom(repo: RepositoryRef, digest: string, offset: number): Promise<Readable | undefined> {
+    const client = this.deps.upstreams.client(repo.upstream);
+    const res = await client.request({
+      method: 'GET',
+      path: `/v2/${repo.path}/blobs/${digest}`,
+      repository: repo.path,
+      kind: 'blob',
+      headers: { range: `bytes=${offset}-` },
+    });
+    const contentRange = header(res.headers, 'content-range');
+    if (res.status === 206 && contentRange?.startsWith(`bytes ${offset}-`)) return res.body;
+    release(res.body);
+    return undefined;
+  }
+
+  private markFull(err: unknown): void {
+    this.deps.storageFull.markFull();
+    this.deps.logger.error({ err: (err as Error).message }, 'cache storage is full: serving cold blobs straight from upstreams, uncached');
+  }
+
+  /** Streams a blob from the upstream to one client without caching it, verified as it goes. */
+  private async direct(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined> {
+    this.deps.metrics?.cache.inc({ kind: 'blob', result: 'uncached' });
+    const client = this.deps.upstreams.client(repo.upstream);
+    const res = await client.request({ method: 'GET', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
+    if (res.status === 404) {
+      release(res.body);
+      return undefined;
+    }
+    if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
+    const length = header(res.headers, 'content-length');
+    const size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+    let resolved;
+    try {
+      resolved = range && size !== undefined ? resolveRange(range, size) : undefined;
+    } catch (err) {
+      release(res.body);
+      throw err;
+    }
+    const slice = new VerifyingSlice(digest, size, resolved);
+    res.body.on('error', (err) => slice.destroy(err));
+    res.body.pipe(slice);
+    const info = { digest, size: size ?? -1 };
+    return resolved ? { info, body: slice, range: resolved } : { info, body: slice };
   }
 }

@@ -12,6 +12,7 @@ import { isUpstreamOutage, upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { readCapped } from './read-capped.js';
 import { Singleflight } from './singleflight.js';
+import { isStorageFull } from '../store/storage-full.js';
 
 const ACCEPT_ALL = ALL_MANIFEST_TYPES.join(', ');
 
@@ -89,7 +90,7 @@ export class ProxyManifestStore implements ManifestStore {
     }
     this.count('tag', rec ? (current.digest === rec.digest ? 'revalidated' : 'changed') : 'miss');
     // Remember what the tag points at, even though the content is fetched only when someone GETs it.
-    await this.deps.local.writeTag(repo, tag, { ...current, checkedAt: this.deps.clock.now() });
+    await this.writeTag(repo, tag, { ...current, checkedAt: this.deps.clock.now() });
     return current;
   }
 
@@ -108,7 +109,17 @@ export class ProxyManifestStore implements ManifestStore {
   }
 
   private async recordTag(repo: RepositoryRef, tag: string, m: Manifest): Promise<void> {
-    await this.deps.local.writeTag(repo, tag, { ...describe(m), checkedAt: this.deps.clock.now() });
+    await this.writeTag(repo, tag, { ...describe(m), checkedAt: this.deps.clock.now() });
+  }
+
+  /** A tag record is an optimisation: failing to write one (full disk) must not fail the request. */
+  private async writeTag(repo: RepositoryRef, tag: string, record: TagRecord): Promise<void> {
+    try {
+      await this.deps.local.writeTag(repo, tag, record);
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      this.deps.logger.error({ tag, err: (err as Error).message }, 'cache storage is full: tag not recorded');
+    }
   }
 
   /** Upstream HEAD of a tag or digest; falls back to a GET when the upstream sends no digest. */
@@ -160,7 +171,14 @@ export class ProxyManifestStore implements ManifestStore {
         });
       }
       const contentType = header(res.headers, 'content-type');
-      return this.deps.local.putManifest(repo, actual, bytes, contentType ?? manifestMediaType(bytes));
+      try {
+        return await this.deps.local.putManifest(repo, actual, bytes, contentType ?? manifestMediaType(bytes));
+      } catch (err) {
+        if (!isStorageFull(err)) throw err;
+        // Verified, just not storable: serve it anyway, the next request will try to cache it again.
+        this.deps.logger.error({ digest: actual, err: (err as Error).message }, 'cache storage is full: manifest served without caching');
+        return { digest: actual, mediaType: manifestMediaType(bytes, contentType), bytes };
+      }
     });
   }
 

@@ -50,6 +50,11 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
     return this.bytes;
   }
 
+  /** Appends bytes directly (no stream); resolves once they are in the file. For callers that write in segments. */
+  append(chunk: Buffer): Promise<void> {
+    return this.writeChunk(chunk);
+  }
+
   private async writeChunk(chunk: Buffer): Promise<void> {
     if (!this.fh) throw fail('BLOB_UPLOAD_INVALID', 'write after the blob writer was closed');
     let off = 0;
