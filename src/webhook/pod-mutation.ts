@@ -103,7 +103,8 @@ function readOriginals(pod: Pod): Record<string, string> {
 
 /** Decides and applies the rewrite. `pod` is not modified. */
 export function mutatePod(pod: Pod, ctx: MutationContext): MutationResult {
-  const copy: Pod = structuredClone(pod);
+  // The pod came from JSON, so a JSON round trip is an exact deep copy, and several times faster than structuredClone.
+  const copy = JSON.parse(JSON.stringify(pod)) as Pod;
   const decisions: ImageDecision[] = [];
   const warnings: string[] = [];
 
