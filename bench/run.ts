@@ -8,6 +8,8 @@ import type { BenchContext, Scenario } from './lib/context.js';
 import { buildMirror, toolVersions } from './lib/procs.js';
 import { emptyResult, renderResult, type ScenarioResult } from './lib/report.js';
 import { warmBlob } from './scenarios/s1-warm-blob.js';
+import { fanOut } from './scenarios/s2-fan-out.js';
+import { manifests } from './scenarios/s3-manifests.js';
 
 /**
  * The benchmark runner: `npm run bench` runs every scenario, `npm run bench -- 1 3` some of them,
@@ -24,7 +26,7 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
-const SCENARIOS: Scenario[] = [warmBlob];
+const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({

@@ -1,0 +1,79 @@
+import type { Scenario } from '../lib/context.js';
+import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, waitCached, warm } from '../lib/fixtures.js';
+import { curlDownload } from '../lib/load.js';
+import { cpuSeconds, procMemory, resetPeak, sampleRss, startNginx } from '../lib/procs.js';
+import { emptyResult } from '../lib/report.js';
+import { fmtBytes, fmtMB, fmtMiBps, fmtRatio, median, MiB } from '../lib/stats.js';
+
+/** 2. 32 clients, each downloading a different cached 64 MiB blob, all at once. Aggregate throughput, peak RSS. */
+export const fanOut: Scenario = {
+  id: '2',
+  title: 'Warm blob fan-out (32 clients, a different cached blob each)',
+  async run(ctx) {
+    const clients = ctx.quick ? 4 : 32;
+    const size = ctx.quick ? 1 * MiB : 64 * MiB;
+    const result = emptyResult(this.id, this.title);
+    const upstream = await startUpstream(ctx);
+    ctx.log(`pushing ${clients} x ${fmtBytes(size)}`);
+    const blobs = await seedBlobs(upstream, Array<number>(clients).fill(size), 's2');
+    const proxies = await startProxies(ctx, upstream);
+    ctx.log('warming both caches');
+    await warm(proxies, blobs);
+    await waitCached(proxies, blobs);
+    const nginx = ctx.cleanup.add(await startNginx(proxies.mirror.storage));
+
+    const servers = [
+      { name: 'mirrorgate', urls: blobs.map((b) => blobUrl(proxies.mirror.url, b.digest)), pid: proxies.mirror.pid as number | undefined },
+      { name: 'distribution (proxy)', urls: blobs.map((b) => blobUrl(proxies.distribution.url, b.digest)), pid: proxies.distribution.pid },
+      { name: 'nginx (sendfile)', urls: blobs.map((b) => nginx.url + mirrorBlobPath(b.digest)), pid: undefined },
+    ];
+    const total = clients * size;
+    const tput = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+    const peak = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+    const slowest = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+    const clientCpu: number[] = [];
+    for (const s of servers) await curlDownload(s.urls); // unmeasured pass
+    for (let i = 0; i < ctx.runs; i++) {
+      for (let j = 0; j < servers.length; j++) {
+        const s = servers[(i + j) % servers.length]!;
+        // Peak RSS of this run only: reset VmHWM (and sample VmRSS too, in case the reset is not permitted).
+        const canReset = s.pid ? resetPeak(s.pid) : false;
+        const sampler = s.pid ? sampleRss(s.pid, 20) : undefined;
+        const cpu0 = s.pid ? cpuSeconds(s.pid) : 0;
+        const r = await curlDownload(s.urls);
+        const sampled = sampler?.stop() ?? 0;
+        if (r.transfers.some((t) => t.bytes !== size)) throw new Error(`${s.name}: a transfer was short`);
+        tput.get(s.name)!.push(total / (r.makespanMs / 1000));
+        slowest.get(s.name)!.push(r.makespanMs);
+        if (s.pid) peak.get(s.name)!.push(Math.max(sampled, canReset ? procMemory(s.pid).hwm : 0));
+        if (s.name === 'mirrorgate') clientCpu.push(r.clientCpu / (r.makespanMs / 1000));
+        if (s.pid && s.name === 'mirrorgate') result.metrics.mirrorCpuShare = (cpuSeconds(s.pid) - cpu0) / (r.makespanMs / 1000);
+      }
+    }
+    const m = median(tput.get('mirrorgate')!);
+    const d = median(tput.get('distribution (proxy)')!);
+    const n = median(tput.get('nginx (sendfile)')!);
+    const mPeak = Math.max(...peak.get('mirrorgate')!);
+    result.tables.push({
+      title: `${clients} clients x ${fmtBytes(size)} (${fmtBytes(total)} in all), one curl --parallel, median of ${ctx.runs} runs`,
+      columns: ['server', 'aggregate throughput', 'slowest client', 'mirrorgate / server', 'peak RSS (largest run)'],
+      rows: servers.map((s) => [
+        s.name,
+        fmtMiBps(median(tput.get(s.name)!)),
+        `${(median(slowest.get(s.name)!) / 1000).toFixed(2)} s`,
+        s.name === 'mirrorgate' ? '1.00x' : fmtRatio(m / median(tput.get(s.name)!)),
+        peak.get(s.name)!.length ? fmtMB(Math.max(...peak.get(s.name)!)) : 'n/a',
+      ]),
+    });
+    result.checks.push(
+      { name: 'aggregate throughput vs distribution', value: fmtRatio(m / d), target: '>= 1.0x', met: m / d >= 1.0 },
+      { name: 'mirror peak RSS', value: fmtMB(mPeak), target: '<= 200 MB', met: mPeak <= 200e6 },
+    );
+    result.notes.push(
+      `Client (curl) CPU during the mirror's runs: ${Math.round(median(clientCpu) * 100)}% of one core; nginx was served ${fmtRatio(n / m)} faster by the same client.`,
+      'Peak RSS is VmHWM reset before each run (and VmRSS sampled every 20 ms), so it excludes the warm-up downloads.',
+    );
+    Object.assign(result.metrics, { clients, sizeBytes: size, mirrorBps: m, distributionBps: d, nginxBps: n, mirrorPeakRssBytes: mPeak, distributionPeakRssBytes: Math.max(...peak.get('distribution (proxy)')!) });
+    return result;
+  },
+};
