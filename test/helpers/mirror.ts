@@ -32,7 +32,15 @@ export async function startMirror(opts: {
   });
   const deps = { logger: opts.logger ?? silentLogger(), env: opts.env ?? {}, ...(opts.clock ? { clock: opts.clock } : {}) };
   const server = new MirrorServer(config, { ...deps, ...(opts.deps ?? {}) });
-  const { port, url } = await server.start();
+  let port: number;
+  let url: string;
+  try {
+    ({ port, url } = await server.start());
+  } catch (err) {
+    await server.stop(0);
+    if (!opts.storage) await storage.cleanup();
+    throw err;
+  }
   let stopped = false;
   return {
     url, // https:// when the config has mirror.tls
