@@ -3,6 +3,7 @@ import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
 import { sendError } from './error-envelope.js';
+import { envelopeErrors } from './guard.js';
 import { requestLog } from './request-log.js';
 import { createRoutes, type MirrorRouteDeps } from './routes.js';
 
@@ -57,5 +58,6 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
   app.use((req, res) => {
     sendError(res, new MirrorgateError('UNSUPPORTED', `no such endpoint: ${req.method} ${req.path.slice(0, 200)}`, { status: 404 }), deps.logger);
   });
+  app.use(envelopeErrors(deps.logger));
   return app;
 }

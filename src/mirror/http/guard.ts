@@ -29,3 +29,19 @@ export function requestGuard(limits: Pick<MirrorLimitsConfig, 'maxBodySize' | 'm
     next();
   };
 }
+
+/**
+ * Last in the chain: errors express raises itself (a path that does not decode, for one) become the spec
+ * envelope instead of express's HTML page. Anything else goes through `sendError` as a bug (500, logged).
+ */
+export function envelopeErrors(logger: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+    const status = (err as { status?: unknown; statusCode?: unknown } | null)?.status ?? (err as { statusCode?: unknown } | null)?.statusCode;
+    if (!(err instanceof MirrorgateError) && typeof status === 'number' && status >= 400 && status < 500) {
+      const message = err instanceof URIError ? 'malformed percent-encoding in the path' : 'malformed request';
+      sendError(res, new MirrorgateError(err instanceof URIError ? 'NAME_INVALID' : 'UNSUPPORTED', message, { status: err instanceof URIError ? 400 : status }), logger);
+      return;
+    }
+    sendError(res, err, logger);
+  };
+}

@@ -1,3 +1,4 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { MirrorgateError } from '../../common/errors.js';
@@ -43,7 +44,10 @@ export class TlsFiles {
 
   private read(): TlsPair {
     const pair = { cert: readFileSync(this.files.cert, 'utf8'), key: readFileSync(this.files.key, 'utf8') };
-    createSecureContext({ ...TLS_DEFAULTS, ...pair }); // throws on a bad or mismatched pair
+    // createSecureContext alone accepts a certificate whose key is missing (OpenSSL drops the mismatched key):
+    // check the pair explicitly, or a rotation caught between its two writes would break every handshake.
+    if (!new X509Certificate(pair.cert).checkPrivateKey(createPrivateKey(pair.key))) throw new Error('the key does not belong to the certificate');
+    createSecureContext({ ...TLS_DEFAULTS, ...pair });
     return pair;
   }
 

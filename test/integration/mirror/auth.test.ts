@@ -103,6 +103,12 @@ describe('mirror authentication (htpasswd, over TLS)', () => {
       expect(res.headers['www-authenticate'], path).toBe('Basic realm="mirrorgate test"');
       expect(res.json().errors[0]!.code, path).toBe('UNAUTHORIZED');
     }
+    // Spellings that might slip past a prefix check still never answer without credentials.
+    for (const path of ['/V2/', '/v2', '/v2//', '/v2/./library/alpine/tags/list', '/v2/%2e%2e/v2/', '/healthz/../v2/', '/v2/library/alpine/manifests/3.20?ns=docker.io']) {
+      const res = await request(`${mirror.url}${path}`, { dispatcher: agent });
+      await res.body.dump();
+      expect([401, 404], path).toContain(res.statusCode);
+    }
     const head = await call('/v2/library/alpine/manifests/3.20', {}, 'HEAD');
     expect(head.status).toBe(401);
     expect((await call('/healthz')).status).toBe(200);
