@@ -10,6 +10,11 @@ import { emptyResult, renderResult, type ScenarioResult } from './lib/report.js'
 import { warmBlob } from './scenarios/s1-warm-blob.js';
 import { fanOut } from './scenarios/s2-fan-out.js';
 import { manifests } from './scenarios/s3-manifests.js';
+import { coldPull } from './scenarios/s4-cold-pull.js';
+import { herd } from './scenarios/s5-herd.js';
+import { authCost } from './scenarios/s6-auth.js';
+import { webhook } from './scenarios/s7-webhook.js';
+import { scaling } from './scenarios/s8-scaling.js';
 
 /**
  * The benchmark runner: `npm run bench` runs every scenario, `npm run bench -- 1 3` some of them,
@@ -22,11 +27,12 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --runs N         repetitions per measurement (default 5; 1 with --quick)
   --cpu-prof DIR   run the mirror with --cpu-prof, profiles written to DIR
   --worktree       build the mirror from the working tree (default: the committed HEAD)
+  --reuse-build    run the mirror already built in bench/results/build (e.g. patched for an experiment)
   --tsx            run the mirror from the working tree's src/ under tsx, without building
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
-const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests];
+const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -37,6 +43,7 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'string' },
       tsx: { type: 'boolean', default: false },
       worktree: { type: 'boolean', default: false },
+      'reuse-build': { type: 'boolean', default: false },
       json: { type: 'string' },
       markdown: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -60,7 +67,11 @@ async function main(): Promise<void> {
 
   let mirrorMain = join(root, 'src', 'main.ts');
   let revision = 'worktree (tsx)';
-  if (!values.tsx) {
+  if (values['reuse-build']) {
+    mirrorMain = join(root, 'bench', 'results', 'build', 'dist', 'main.js');
+    revision = 'previous build in bench/results/build (may be patched)';
+    if (!existsSync(mirrorMain)) throw new Error(`${mirrorMain} does not exist: run without --reuse-build first`);
+  } else if (!values.tsx) {
     log('building the mirror');
     ({ main: mirrorMain, revision } = await buildMirror(values.worktree ? 'worktree' : 'head', log));
   }

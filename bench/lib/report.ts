@@ -36,6 +36,7 @@ export function emptyResult(id: string, title: string): ScenarioResult {
 }
 
 export function markdownTable(t: Table): string {
+  if (t.columns.length === 0) return t.title ?? ''; // pre-rendered text (a scenario run by another script)
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
   const lines = [`| ${t.columns.map(esc).join(' | ')} |`, `|${t.columns.map(() => '---').join('|')}|`];
   for (const row of t.rows) lines.push(`| ${row.map(esc).join(' | ')} |`);
