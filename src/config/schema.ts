@@ -97,16 +97,6 @@ export const mirrorAuthSchema = z
     cacheSize: z.number().int().min(0).max(100_000).default(1024),
     /** Most bcrypt checks running at once; more wait in a queue of the same size, beyond that 429. */
     maxConcurrentVerifications: z.number().int().min(1).max(64).default(4),
-    /** Optional Docker token flow: after a Basic login at `/token`, short-lived bearer tokens. */
-    tokens: z
-      .object({
-        enabled: z.boolean().default(false),
-        ttl: duration.default(300_000),
-        /** HMAC key shared by replicas; default: a random key per process (tokens die with the process). */
-        secret: secretSource.optional(),
-      })
-      .strict()
-      .prefault({}),
   })
   .strict();
 

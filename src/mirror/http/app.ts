@@ -18,8 +18,6 @@ export interface MirrorAppDeps extends MirrorRouteDeps {
   guard?: RequestHandler | undefined;
   /** Authentication for everything under /v2 (the base probe included). Health and metrics stay open. */
   auth?: RequestHandler | undefined;
-  /** The token endpoint of the optional Docker token flow. */
-  token?: RequestHandler | undefined;
 }
 
 /** Assembles the mirror's express app: request log, the read API, health and metrics. */
@@ -49,7 +47,6 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
     );
   });
 
-  if (deps.token) app.get('/token', deps.token);
   if (deps.auth) app.use('/v2', deps.auth);
   const routes = createRoutes(deps);
   app.get('/v2/', routes.base);
