@@ -32,6 +32,22 @@ export interface UpstreamResponse {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Answers worth one more try: the upstream (or its load balancer) had a passing problem. */
+const RETRY_STATUSES = new Set([500, 502, 503, 504]);
+/** Backoff before each retry; its length is how many retries there are. */
+const RETRY_DELAYS_MS = [100, 400];
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A connection that was dropped before an answer (reset, closed): worth one more try. Refused
+ * connections and timeouts are not retried: the upstream is down or slow, and callers serving stale
+ * content should not wait longer for it.
+ */
+function isDroppedConnection(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } })?.cause;
+  return cause?.code === 'UND_ERR_SOCKET' || cause?.code === 'ECONNRESET' || cause?.code === 'EPIPE';
+}
 const MAX_REDIRECTS = 5;
 const TOKEN_MAX_BYTES = 64 * 1024;
 
@@ -117,6 +133,23 @@ export class UpstreamClient {
    * failures and timeouts; every HTTP status is returned to the caller (see `expectStatus`).
    */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt >= RETRY_DELAYS_MS.length;
+      let res: UpstreamResponse;
+      try {
+        res = await this.attempt(req);
+      } catch (err) {
+        if (last || !isDroppedConnection(err)) throw err;
+        await sleep(RETRY_DELAYS_MS[attempt]!);
+        continue;
+      }
+      if (last || !RETRY_STATUSES.has(res.status)) return res;
+      release(res.body);
+      await sleep(RETRY_DELAYS_MS[attempt]!);
+    }
+  }
+
+  private async attempt(req: UpstreamRequest): Promise<UpstreamResponse> {
     const started = this.opts.clock.now();
     const scope = req.repository ? `repository:${req.repository}:pull` : undefined;
     let outcome = 'error';
