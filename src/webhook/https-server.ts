@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { RequestListener } from 'node:http';
 import type { ListenAddress } from '../config/listen.js';
 import type { Logger } from '../common/logger.js';
@@ -18,6 +18,14 @@ export async function listenHttps(app: RequestListener, listen: ListenAddress, t
   server.keepAliveTimeout = 100_000;
   server.headersTimeout = 30_000;
   server.requestTimeout = 30_000;
+  // Tracked so close() also ends sockets still in the TLS handshake, which closeAllConnections does not see.
+  const sockets = new Set<Socket>();
+  let closing = false;
+  server.on('connection', (socket: Socket) => {
+    if (closing) return void socket.destroy();
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   tls.onChange((material) => {
     server.setSecureContext({ ...material, minVersion: 'TLSv1.2' });
     logger.info('serving certificate swapped');
@@ -35,8 +43,13 @@ export async function listenHttps(app: RequestListener, listen: ListenAddress, t
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
         server.close(() => resolve());
-        server.closeAllConnections();
+        server.closeIdleConnections();
+        // In-flight reviews are answered within milliseconds; give them a moment, then end everything.
+        setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 200).unref();
       }),
   };
 }

@@ -17,6 +17,7 @@ export class InformerRunner<T extends KubernetesObject> {
   private lastError = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private starting: Promise<void> | undefined;
   /** Restarts so far, for tests and logs. */
   restarts = 0;
 
@@ -29,7 +30,15 @@ export class InformerRunner<T extends KubernetesObject> {
 
   async start(): Promise<void> {
     this.stopped = false;
-    await this.informer.start();
+    await this.track(this.informer.start());
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    const tracked = p.finally(() => {
+      if (this.starting === tracked) this.starting = undefined;
+    });
+    this.starting = tracked;
+    return tracked;
   }
 
   private onError(err: unknown): void {
@@ -45,7 +54,7 @@ export class InformerRunner<T extends KubernetesObject> {
     this.timer = setTimeout(() => {
       if (this.stopped) return;
       this.restarts++;
-      void this.informer.start().catch((e: unknown) => this.onError(e));
+      void this.track(this.informer.start()).catch((e: unknown) => this.onError(e));
     }, delay);
     this.timer.unref();
   }
@@ -54,5 +63,10 @@ export class InformerRunner<T extends KubernetesObject> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.informer.stop();
+    // ListWatch checks its stopped flag only before listing: a start in flight still opens a watch. Stop it again after.
+    if (this.starting) {
+      await this.starting.catch(() => undefined);
+      await this.informer.stop();
+    }
   }
 }

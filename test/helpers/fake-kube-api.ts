@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { generateBundle } from '../../src/webhook/certs.js';
@@ -99,6 +99,8 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 
 export class FakeKubeApi {
   private server: Server | undefined;
+  private closing = false;
+  private readonly sockets = new Set<Socket>();
   private ca = '';
   private rv = 1;
   private readonly objects = new Map<string, Obj>();
@@ -116,6 +118,13 @@ export class FakeKubeApi {
     const bundle = generateBundle({ now: Date.now(), validityMs: 86_400_000, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
     this.ca = bundle.caCert;
     this.server = createServer({ cert: bundle.cert, key: bundle.key }, (req, res) => void this.handle(req, res));
+    // Every socket is tracked, including those still in the TLS handshake, which closeAllConnections does not see:
+    // a watch arriving on one of them during close would otherwise keep the server open.
+    this.server.on('connection', (socket: Socket) => {
+      if (this.closing) return void socket.destroy();
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.url = `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
@@ -134,12 +143,13 @@ export class FakeKubeApi {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     for (const w of this.watchers) w.res.end();
     this.watchers.clear();
     if (!this.server) return;
     await new Promise<void>((resolve) => {
       this.server!.close(() => resolve());
-      this.server!.closeAllConnections();
+      for (const s of this.sockets) s.destroy();
     });
   }
 
