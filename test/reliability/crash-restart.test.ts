@@ -1,0 +1,113 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
+import { startHubFront, type HubFront } from '../helpers/hub-front.js';
+import { pushBigBlob, type BlobRef } from '../helpers/images.js';
+import { Cleanup, freePort, makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { fetchAndClassify, Tally } from './outcomes.js';
+
+/**
+ * `kill -9` of the mirror process at random moments of cold downloads (while bytes stream, and around the
+ * verify-sync-rename commit), then a restart on the same storage: no partial blob is ever visible under a
+ * digest name, temp files are swept, and the next pull succeeds.
+ */
+const TRIALS = Number(process.env.MIRRORGATE_CRASH_TRIALS ?? 8);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cleanup = new Cleanup();
+const tally = new Tally();
+let registry: DockerRegistry;
+let hub: HubFront;
+let storage: TempDir;
+
+beforeAll(async () => {
+  registry = cleanup.add(await startDockerRegistry());
+  hub = cleanup.add(await startHubFront({ target: registry.url }));
+  storage = cleanup.add(await makeTempDir('mirrorgate-crash-'));
+}, 60_000);
+
+afterAll(async () => {
+  console.log(`\nProcess crashes (kill -9), then restart:\n${tally.table()}\n`);
+  await cleanup.run();
+});
+
+async function startCli(port: number): Promise<{ child: ChildProcess; exited: Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), 'mirror', '--upstream', `docker.io=${hub.url}`, '--storage', storage.path, '--listen', `127.0.0.1:${port}`], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  cleanup.add(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const until = Date.now() + 20_000;
+  while (!/listening on/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`mirror exited: ${out}`);
+    if (Date.now() > until) throw new Error(`mirror did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { child, exited };
+}
+
+/** Every blob file holds exactly the bytes its name says. */
+function assertStorageConsistent(): void {
+  const blobs = path.join(storage.path, 'blobs', 'sha256');
+  if (!existsSync(blobs)) return;
+  for (const prefix of readdirSync(blobs)) {
+    for (const hex of readdirSync(path.join(blobs, prefix))) {
+      const actual = createHash('sha256').update(readFileSync(path.join(blobs, prefix, hex))).digest('hex');
+      expect(actual, `blob file ${hex}`).toBe(hex);
+    }
+  }
+}
+
+describe('kill -9 during cold downloads', () => {
+  it('leaves the cache consistent and the next pull succeeds', async () => {
+    const blobs: BlobRef[] = [];
+    for (let i = 0; i < TRIALS; i++) blobs.push(await pushBigBlob(registry.url, 'library/crash', 6 * 1024 * 1024 + i * 4096, `crash-${i}`));
+    for (let i = 0; i < TRIALS; i++) {
+      const blob = blobs[i]!;
+      const port = await freePort();
+      let mirror = await startCli(port);
+      // Slow the upstream a little so kills land before, during and right after the transfer and commit.
+      hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'delay', ms: 20 } });
+      const url = `http://127.0.0.1:${port}/v2/library/crash/blobs/${blob.digest}`;
+      const download = fetchAndClassify(url, blob.digest, blob.size);
+      await new Promise((r) => setTimeout(r, 20 + ((i * 37) % 140)));
+      mirror.child.kill('SIGKILL');
+      await mirror.exited;
+      const during = await download;
+      expect(during).not.toBe('corrupted');
+      assertStorageConsistent();
+
+      mirror = await startCli(port);
+      expect(readdirSync(path.join(storage.path, 'tmp'))).toEqual([]);
+      const after = await fetchAndClassify(url, blob.digest, blob.size);
+      tally.add('kill -9 during a cold download, then restart (next pull)', after);
+      expect(after).toBe('verified');
+      assertStorageConsistent();
+      mirror.child.kill('SIGTERM');
+      await mirror.exited;
+      hub.faults.length = 0;
+    }
+  }, 240_000);
+});
+
+describe('the mirror still answers after the crashes', () => {
+  it('serves a cached blob with no upstream call after a clean restart', async () => {
+    const port = await freePort();
+    const mirror = await startCli(port);
+    hub.reset();
+    const res = await request(`http://127.0.0.1:${port}/v2/`);
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    mirror.child.kill('SIGTERM');
+    await mirror.exited;
+  });
+});
