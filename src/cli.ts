@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerGcCommand } from './mirror/cache/gc-command.js';
 import { registerMirrorCommand } from './mirror/command.js';
 import { registerWebhookCommands } from './webhook/command.js';
 
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .description('Pull-through image mirror and admission webhook that keeps Kubernetes image pulls off Docker Hub')
     .showHelpAfterError();
   registerMirrorCommand(program);
+  registerGcCommand(program);
   registerWebhookCommands(program);
   return program;
 }

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'upstream registry unavailable' },
   UPSTREAM_INVALID_CONTENT: { status: 502, message: 'upstream sent content that failed verification' },
   STORAGE_FULL: { status: 507, message: 'cache storage is full' },
+  STORAGE_LOCKED: { status: 503, message: 'cache storage is in use by another process' },
   // Configuration and command-line errors (exit codes, not HTTP, but registered here too).
   CONFIG_INVALID: { status: 500, message: 'configuration invalid' },
   // Webhook (admission) errors: reported inside an AdmissionReview, never as a bare HTTP error.

@@ -126,6 +126,51 @@ export const mirrorLimitsSchema = z
   })
   .strict();
 
+/** Cache lifecycle: when eviction starts and stops, how often garbage is collected (docs/cache.md). */
+export const mirrorCacheSchema = z
+  .object({
+    /** Eviction starts when the cache exceeds this fraction of `storage.maxSize`... */
+    highWater: z.number().gt(0).max(1).default(0.9),
+    /** ...and evicts least recently used images until it is at or below this fraction. */
+    lowWater: z.number().gt(0).max(1).default(0.8),
+    /** How often the mirror runs a full pass (garbage, retention, size cap); 0 turns the schedule off. */
+    gcInterval: duration.default(3_600_000),
+    /** How often access times are written to `state/access.json` (and at shutdown). */
+    accessFlushInterval: duration.default(30_000),
+    /** Temp files older than this, not written by a running download, are removed by garbage collection. */
+    staleTempAge: duration.default(3_600_000),
+    /** Content no tag or manifest references is kept this long after its last use (a pull may be about to reference it). */
+    unreferencedGrace: duration.default(600_000),
+  })
+  .strict()
+  .refine((c) => c.lowWater < c.highWater, { message: 'lowWater must be below highWater' });
+
+/** A retention policy: which repositories it covers and which of their tags it keeps (docs/cache.md). */
+export const retentionPolicySchema = z
+  .object({
+    /** Upstream key the policy covers (`*` for all). */
+    upstream: z.string().min(1).default('*'),
+    /** Repository path pattern: `*` within a path component, `**` across them. */
+    repository: z.string().min(1).default('**'),
+    /** Keep the N most recently used tags (tags matching `keepTags` do not count); older ones are removed. */
+    keepLast: z.number().int().min(0).optional(),
+    /** Tags matching this regular expression are never removed by retention (e.g. releases). */
+    keepTags: z
+      .string()
+      .refine((r) => {
+        try {
+          new RegExp(r);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a regular expression')
+      .optional(),
+    /** Tags (and untagged manifests) not used for this long are removed. */
+    expireAfter: duration.optional(),
+  })
+  .strict();
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -133,9 +178,14 @@ export const mirrorSchema = z
       .object({
         path: z.string().min(1).default('./data'),
         maxSize: size.optional(),
+        /** Evict when the file system has less free space than this. */
+        minFreeSpace: size.optional(),
       })
       .strict()
       .default({ path: './data' }),
+    cache: mirrorCacheSchema.prefault({}),
+    /** Tag retention policies; the first whose upstream and repository match applies. */
+    retention: z.array(retentionPolicySchema).default([]),
     tls: tlsSchema.optional(),
     /** How long a client may take to send its request headers. */
     headersTimeout: duration.default(30_000),
@@ -226,6 +276,8 @@ export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type MirrorConfig = z.output<typeof mirrorSchema>;
 export type MirrorAuthConfig = z.output<typeof mirrorAuthSchema>;
 export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
+export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
+export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
 
 /** Where the well-known registries live, so `--upstream ghcr.io` needs no URL. */

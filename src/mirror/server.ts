@@ -11,6 +11,7 @@ import { formatListen, parseListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
 import type { PasswordVerifier } from './auth/authenticator.js';
 import { createMirrorAuth, type MirrorAuth } from './auth/create-auth.js';
+import { CacheManager } from './cache/cache-manager.js';
 import { createMirrorApp } from './http/app.js';
 import { requestGuard } from './http/guard.js';
 import { createHttpServer } from './http/http-server.js';
@@ -52,6 +53,8 @@ export class MirrorServer {
   /** Undefined when no htpasswd file is configured. */
   readonly auth: MirrorAuth | undefined;
   readonly fetchGate: Semaphore;
+  /** Cache lifecycle: access tracking, eviction, retention, garbage collection (docs/cache.md). */
+  readonly cache: CacheManager;
   private tls: TlsFiles | undefined;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
@@ -62,7 +65,14 @@ export class MirrorServer {
     this.fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
     this.upstreams = new Upstreams(config, { logger: deps.logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate: this.fetchGate });
     this.auth = createMirrorAuth(config.mirror.auth, { logger: deps.logger, clock, watchIntervalMs: config.mirror.watchInterval, verify: deps.passwordVerifier });
-    this.local = { blobs: new FsBlobStore(this.layout), manifests: new FsManifestStore(this.layout) };
+    this.cache = new CacheManager(config.mirror, {
+      layout: this.layout,
+      clock,
+      logger: deps.logger,
+      registry: this.metrics.registry,
+      inflight: { isFetching: (d) => this.blobs.isFetching(d), isWritingTemp: (f) => this.blobs.isWritingTemp(f) },
+    });
+    this.local = { blobs: new FsBlobStore(this.layout, this.cache.tracker), manifests: new FsManifestStore(this.layout, this.cache.tracker) };
     this.blobs = new ProxyBlobStore({
       local: this.local.blobs,
       layout: this.layout,
@@ -77,6 +87,16 @@ export class MirrorServer {
   /** Checks storage, sweeps crash leftovers, listens. Resolves with the bound address. */
   async start(): Promise<{ url: string; host: string; port: number }> {
     await this.prepareStorage();
+    await this.cache.start();
+    try {
+      return await this.listenAndServe();
+    } catch (err) {
+      await this.cache.stop();
+      throw err;
+    }
+  }
+
+  private async listenAndServe(): Promise<{ url: string; host: string; port: number }> {
     const app = createMirrorApp({
       upstreams: this.upstreams,
       blobs: this.blobs,
@@ -165,5 +185,6 @@ export class MirrorServer {
     this.auth?.close();
     this.tls?.close();
     await this.upstreams.close();
+    await this.cache.stop();
   }
 }

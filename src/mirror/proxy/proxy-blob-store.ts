@@ -36,9 +36,22 @@ export class ProxyBlobStore implements BlobStore {
     },
   ) {}
 
+  /** Temp files of the downloads in progress (garbage collection leaves them alone). */
+  private readonly tempPaths = new Set<string>();
+
   /** Downloads in progress, for shutdown and metrics. */
   get inflight(): number {
     return this.fetches.size;
+  }
+
+  /** Whether a download of this digest is running (eviction leaves the digest alone). */
+  isFetching(digest: string): boolean {
+    return this.fetches.has(digest);
+  }
+
+  /** Whether a running download is writing this temp file. */
+  isWritingTemp(file: string): boolean {
+    return this.tempPaths.has(file);
   }
 
   async stat(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined> {
@@ -137,10 +150,13 @@ export class ProxyBlobStore implements BlobStore {
     });
     const metrics = this.deps.metrics;
     metrics?.inflightFetches.inc();
-    fetch.done.then(
-      () => metrics?.inflightFetches.dec(),
-      () => metrics?.inflightFetches.dec(),
-    );
+    const tempPath = writer.tempPath;
+    this.tempPaths.add(tempPath);
+    const settled = (): void => {
+      metrics?.inflightFetches.dec();
+      this.tempPaths.delete(tempPath);
+    };
+    fetch.done.then(settled, settled);
     return fetch;
   }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fail } from '../../common/errors.js';
+import type { AccessRecorder } from '../cache/access-tracker.js';
 import { parseDigest } from '../../reference/grammar.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { StorageLayout } from './layout.js';
@@ -19,7 +20,11 @@ function isMissing(err: unknown): boolean {
  * last confirmed upstream.
  */
 export class FsManifestStore implements ManifestStore {
-  constructor(private readonly layout: StorageLayout) {}
+  /** `access` (optional) is told of every manifest and tag read and every new manifest; it must not do I/O inline. */
+  constructor(
+    private readonly layout: StorageLayout,
+    private readonly access?: AccessRecorder,
+  ) {}
 
   async stat(repo: RepositoryRef, request: ManifestRequest): Promise<ManifestDescriptor | undefined> {
     const m = await this.get(repo, request);
@@ -45,6 +50,7 @@ export class FsManifestStore implements ManifestStore {
       if (isMissing(err)) return undefined;
       throw err;
     }
+    this.access?.manifestRead(digest);
     return { digest, mediaType: manifestMediaType(bytes), bytes };
   }
 
@@ -70,6 +76,9 @@ export class FsManifestStore implements ManifestStore {
     const mediaType = manifestMediaType(bytes, contentType);
     if (!(await this.hasManifest(digest))) {
       await writeFileAtomic(this.layout.manifestPath(digest), bytes, this.layout.tmpDir);
+      this.access?.stored('manifest', digest, bytes.length);
+    } else {
+      this.access?.manifestRead(digest);
     }
     await writeFileAtomic(this.layout.manifestLinkPath(repo, digest), '', this.layout.tmpDir);
     const doc = parseManifest(bytes);
@@ -87,7 +96,9 @@ export class FsManifestStore implements ManifestStore {
   async readTag(repo: RepositoryRef, tag: string): Promise<TagRecord | undefined> {
     try {
       const rec = JSON.parse(await readFile(this.layout.tagPath(repo, tag), 'utf8')) as TagRecord;
-      return parseDigest(rec.digest) ? rec : undefined;
+      if (!parseDigest(rec.digest)) return undefined;
+      this.access?.tagRead(repo, tag);
+      return rec;
     } catch (err) {
       // A record that cannot be parsed is treated as absent: the tag is fetched again and rewritten.
       if (isMissing(err) || err instanceof SyntaxError) return undefined;
@@ -97,6 +108,7 @@ export class FsManifestStore implements ManifestStore {
 
   async writeTag(repo: RepositoryRef, tag: string, record: TagRecord): Promise<void> {
     await writeFileAtomic(this.layout.tagPath(repo, tag), JSON.stringify(record), this.layout.tmpDir);
+    this.access?.tagRead(repo, tag);
   }
 
   async listTags(repo: RepositoryRef): Promise<string[]> {

@@ -224,7 +224,7 @@ describe('hostile clients', () => {
     }
     console.log(`fuzz: ${i} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, ${hub.requests.length} upstream requests`);
     expect(snapshot(parent, storageRoot)).toEqual(before);
-    for (const entry of readdirSync(storageRoot)) expect(['blobs', 'manifests', 'repositories', 'tmp']).toContain(entry);
+    for (const entry of readdirSync(storageRoot)) expect(['blobs', 'manifests', 'repositories', 'state', 'tmp']).toContain(entry);
     expect(logs.lines().filter((l) => l.msg === 'unexpected error')).toEqual([]);
 
     const base = await request(`${mirror.url}/v2/`);

@@ -1,0 +1,99 @@
+import type { RetentionPolicyConfig } from '../../config/schema.js';
+import type { RepositoryRef } from '../store/types.js';
+
+/** A compiled retention policy. */
+export interface RetentionPolicy {
+  /** The policy as written, for reports. */
+  describe: string;
+  keepLast?: number;
+  keepTags?: RegExp;
+  expireAfter?: number;
+  matches(repo: RepositoryRef): boolean;
+}
+
+/** `*` matches within one path component, `**` across components; everything else literally. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*' && glob[i + 1] === '*') {
+      // `**/` also matches nothing, so `library/**/x` matches `library/x`.
+      if (glob[i + 2] === '/') {
+        re += '(?:.*/)?';
+        i += 2;
+      } else {
+        re += '.*';
+        i += 1;
+      }
+    } else if (c === '*') re += '[^/]*';
+    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+export function compileRetention(policies: RetentionPolicyConfig[]): RetentionPolicy[] {
+  return policies.map((p) => {
+    const upstream = globToRegExp(p.upstream);
+    const repository = globToRegExp(p.repository);
+    const parts = [`${p.upstream}/${p.repository}`];
+    if (p.keepLast !== undefined) parts.push(`keepLast ${p.keepLast}`);
+    if (p.keepTags !== undefined) parts.push(`keepTags /${p.keepTags}/`);
+    if (p.expireAfter !== undefined) parts.push(`expireAfter ${formatDuration(p.expireAfter)}`);
+    return {
+      describe: parts.join(', '),
+      ...(p.keepLast !== undefined ? { keepLast: p.keepLast } : {}),
+      ...(p.keepTags !== undefined ? { keepTags: new RegExp(p.keepTags) } : {}),
+      ...(p.expireAfter !== undefined ? { expireAfter: p.expireAfter } : {}),
+      matches: (repo: RepositoryRef) => upstream.test(repo.upstream) && repository.test(repo.path),
+    };
+  });
+}
+
+/** The first policy that covers the repository, if any. */
+export function policyFor(policies: RetentionPolicy[], repo: RepositoryRef): RetentionPolicy | undefined {
+  return policies.find((p) => p.matches(repo));
+}
+
+export interface RetainedItem {
+  /** Tag name, or undefined for a manifest held without a tag (pulled by digest). */
+  tag?: string;
+  lastUsed: number;
+}
+
+export interface RetentionVerdict<T extends RetainedItem> {
+  item: T;
+  /** Why it goes. */
+  reason: string;
+}
+
+/**
+ * What a policy removes from one repository. Tags matching `keepTags` always stay (and do not count toward
+ * `keepLast`); of the others, the `keepLast` most recently used stay; anything idle longer than `expireAfter`
+ * goes. Untagged manifests are only subject to `expireAfter`.
+ */
+export function applyRetention<T extends RetainedItem>(policy: RetentionPolicy, items: T[], now: number): { remove: RetentionVerdict<T>[]; pinned: Set<T> } {
+  const pinned = new Set<T>();
+  const remove: RetentionVerdict<T>[] = [];
+  const candidates: T[] = [];
+  for (const item of items) {
+    if (item.tag !== undefined && policy.keepTags?.test(item.tag)) pinned.add(item);
+    else candidates.push(item);
+  }
+  const tagged = candidates.filter((i) => i.tag !== undefined).sort((a, b) => b.lastUsed - a.lastUsed || (a.tag! < b.tag! ? -1 : 1));
+  const beyond = new Set(policy.keepLast !== undefined ? tagged.slice(policy.keepLast) : []);
+  for (const item of candidates) {
+    if (beyond.has(item)) remove.push({ item, reason: `retention: not among the ${policy.keepLast} most recently used tags` });
+    else if (policy.expireAfter !== undefined && now - item.lastUsed > policy.expireAfter) {
+      remove.push({ item, reason: `retention: unused for more than ${formatDuration(policy.expireAfter)}` });
+    }
+  }
+  return { remove, pinned };
+}
+
+export function formatDuration(ms: number): string {
+  if (ms % 86_400_000 === 0 && ms > 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
