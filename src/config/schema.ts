@@ -255,12 +255,27 @@ export const webhookSchema = z
   })
   .strict();
 
+/** Where the well-known registries live, so `--upstream ghcr.io` needs no URL. */
+export const KNOWN_UPSTREAM_URLS: Record<string, string> = {
+  'docker.io': 'https://registry-1.docker.io',
+  'ghcr.io': 'https://ghcr.io',
+  'quay.io': 'https://quay.io',
+  'registry.k8s.io': 'https://registry.k8s.io',
+  'gcr.io': 'https://gcr.io',
+  'public.ecr.aws': 'https://public.ecr.aws',
+  'mcr.microsoft.com': 'https://mcr.microsoft.com',
+};
+
+/** The upstreams configured when the file names none. */
+export const DEFAULT_UPSTREAMS = ['docker.io', 'ghcr.io', 'quay.io', 'registry.k8s.io'];
+
 export const configSchema = z
   .object({
     /** Registry host -> upstream. Docker Hub is `docker.io`. */
     upstreams: z
       .record(z.string().regex(REGISTRY_HOST_RE, 'upstream keys are registry hosts such as "ghcr.io"'), upstreamSchema)
-      .default({ 'docker.io': upstreamSchema.parse({ url: 'https://registry-1.docker.io' }) }),
+      // Docker Hub plus the registries most clusters pull from; the webhook rewrites exactly these by default.
+      .default(() => Object.fromEntries(DEFAULT_UPSTREAMS.map((h) => [h, upstreamSchema.parse({ url: KNOWN_UPSTREAM_URLS[h] })]))),
     mirror: mirrorSchema.default(mirrorSchema.parse({})),
     webhook: webhookSchema.default(webhookSchema.parse({})),
     log: z
@@ -279,17 +294,6 @@ export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
-
-/** Where the well-known registries live, so `--upstream ghcr.io` needs no URL. */
-export const KNOWN_UPSTREAM_URLS: Record<string, string> = {
-  'docker.io': 'https://registry-1.docker.io',
-  'ghcr.io': 'https://ghcr.io',
-  'quay.io': 'https://quay.io',
-  'registry.k8s.io': 'https://registry.k8s.io',
-  'gcr.io': 'https://gcr.io',
-  'public.ecr.aws': 'https://public.ecr.aws',
-  'mcr.microsoft.com': 'https://mcr.microsoft.com',
-};
 
 /** Names that mean Docker Hub in image references and in `?ns=`. */
 export const DOCKER_HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];

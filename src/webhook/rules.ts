@@ -1,11 +1,14 @@
-import { DOCKER_HUB_ALIASES, KNOWN_UPSTREAM_URLS, type Config } from '../config/schema.js';
+import { DOCKER_HUB_ALIASES, type Config } from '../config/schema.js';
 import { DOCKER_HUB_DOMAIN } from '../reference/parse.js';
 import { compileMatcher } from '../reference/match.js';
 import type { RewriteRules } from '../reference/rewrite.js';
 
-/** Registries rewritten when `webhook.registries` is not set: the configured upstreams plus the well-known ones. */
+/**
+ * Registries rewritten when `webhook.registries` is not set: exactly the mirror's upstreams, so the webhook
+ * never sends a node to the mirror for an image the mirror cannot serve.
+ */
 export function defaultRegistries(config: Pick<Config, 'upstreams'>): string[] {
-  return [...new Set([...Object.keys(config.upstreams), ...Object.keys(KNOWN_UPSTREAM_URLS)])];
+  return Object.keys(config.upstreams);
 }
 
 /** Builds the pure rewrite rules from a validated configuration. */

@@ -45,11 +45,11 @@ describe('units', () => {
 });
 
 describe('loadConfig', () => {
-  it('has embedded defaults: the mirror on :5000 with ./data, proxying Docker Hub', () => {
+  it('has embedded defaults: the mirror on :5000 with ./data, proxying Docker Hub and the common registries', () => {
     const c = loadConfig();
     expect(c.mirror.listen).toBe(':5000');
     expect(c.mirror.storage.path).toBe('./data');
-    expect(Object.keys(c.upstreams)).toEqual(['docker.io']);
+    expect(Object.keys(c.upstreams)).toEqual(['docker.io', 'ghcr.io', 'quay.io', 'registry.k8s.io']);
     expect(c.upstreams['docker.io']!.url).toBe('https://registry-1.docker.io');
     expect(c.upstreams['docker.io']!.tagFreshness).toBe(600_000);
     expect(c.webhook.mirrorHost).toBe('registry.krisalee.dev.joona.fr');

@@ -60,10 +60,13 @@ describe('rewrite rules from configuration', () => {
     expect(out('ghcr.io/a/b', r).reason).toBe('not-upstream');
   });
 
-  it('includes configured upstreams by default', () => {
+  it('rewrites exactly the configured upstreams by default (never an image the mirror cannot serve)', () => {
     const r = rulesFromConfig(configSchema.parse({ upstreams: { 'harbor.example.com': { url: 'https://harbor.example.com' } } }));
     expect(out('harbor.example.com/p/a:1', r).output).toBe(`${MIRROR}/harbor.example.com/p/a:1`);
-    expect(out('nginx', r).changed).toBe(true);
+    expect(out('nginx', r)).toMatchObject({ changed: false, reason: 'not-upstream' });
+    const defaults = rulesFromConfig(configSchema.parse({}));
+    for (const image of ['nginx', 'ghcr.io/a/b', 'quay.io/a/b', 'registry.k8s.io/pause:3.9']) expect(out(image, defaults).changed, image).toBe(true);
+    expect(out('gcr.io/a/b', defaults).reason).toBe('not-upstream');
   });
 
   it('refuses hosts with a port: they cannot be a path component on the mirror', () => {
