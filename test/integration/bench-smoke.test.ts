@@ -1,0 +1,48 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { expect, test } from 'vitest';
+import { useCleanup, makeTempDir } from '../helpers/tmp.js';
+
+/**
+ * Keeps the benchmark suite working: the runner in smoke mode (`--quick`: one run, tiny sizes) on two cheap
+ * scenarios, the mirror run from src under tsx. It checks that numbers come out, not how good they are.
+ */
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const cleanup = useCleanup();
+
+interface Results {
+  results: { id: string; skipped?: string; metrics: Record<string, number>; checks: unknown[] }[];
+}
+
+/** The bench needs nginx and curl (bench/setup.sh installs them); without them there is nothing to smoke-test. */
+const haveTools = ['nginx', 'curl'].every((tool) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+});
+
+test.skipIf(!haveTools)('npm run bench -- 1 8 --quick produces throughput figures', async () => {
+  const dir = cleanup.add(await makeTempDir('mirrorgate-bench-smoke-'));
+  const json = join(dir.path, 'results.json');
+  await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '1', '8', '--quick', '--tsx', '--json', json], {
+    cwd: ROOT,
+    timeout: 55_000,
+    maxBuffer: 16 << 20,
+  });
+  const { results } = JSON.parse(await readFile(json, 'utf8')) as Results;
+  expect(results.map((r) => r.id)).toEqual(['1', '8']);
+  for (const r of results) expect(r.skipped).toBeUndefined();
+  const [warm, scaling] = results as [Results['results'][number], Results['results'][number]];
+  for (const key of ['mirrorBps', 'distributionBps', 'nginxBps']) expect(warm.metrics[key]).toBeGreaterThan(0);
+  expect(warm.checks.length).toBe(2);
+  const sizes = Object.keys(scaling.metrics).filter((k) => k.startsWith('mirror warm ms'));
+  expect(sizes.length).toBe(2);
+  for (const k of sizes) expect(scaling.metrics[k]).toBeGreaterThan(0);
+}, 60_000);
