@@ -1,4 +1,7 @@
 import { Command } from 'commander';
+import { registerHostsTomlCommand } from './deploy/hosts-toml-command.js';
+import { registerHtpasswdCommand } from './deploy/htpasswd-command.js';
+import { registerPullSecretCommand } from './deploy/pull-secret-command.js';
 import { registerGcCommand } from './mirror/cache/gc-command.js';
 import { registerMirrorCommand } from './mirror/command.js';
 import { registerServeCommand } from './serve-command.js';
@@ -15,6 +18,9 @@ export function buildProgram(): Command {
   registerMirrorCommand(program);
   registerGcCommand(program);
   registerWebhookCommands(program);
+  registerHtpasswdCommand(program);
+  registerPullSecretCommand(program);
+  registerHostsTomlCommand(program);
   return program;
 }
 
