@@ -8,9 +8,7 @@ import { parseListen } from './config/listen.js';
 import { MirrorServer } from './mirror/server.js';
 import { runCerts } from './webhook/command.js';
 import { ConfigStore } from './webhook/config-store.js';
-import { ownNamespace } from './webhook/kube.js';
 import { WebhookMetrics } from './webhook/metrics.js';
-import { startWebhook } from './webhook/runtime.js';
 import { FileTlsSource } from './webhook/tls-source.js';
 
 /**
@@ -34,6 +32,9 @@ export function registerServeCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      // Loaded here, not at the top: the Kubernetes client is large and other commands do not need it.
+      const { ownNamespace } = await import('./webhook/kube.js');
+      const { startWebhook } = await import('./webhook/runtime.js');
       const logger = createLogger({ level: config.log.level });
       const mirror = new MirrorServer(config, { logger });
       const mirrorAddress = await mirror.start();

@@ -9,10 +9,8 @@ import { parseListen } from '../config/listen.js';
 import { rewriteImage } from '../reference/rewrite.js';
 import { generateBundle, LOCAL_IPS, serviceDnsNames } from './certs.js';
 import { ConfigStore } from './config-store.js';
-import { loadKubeConfig, ownNamespace } from './kube.js';
 import { WebhookMetrics } from './metrics.js';
 import { rulesFromConfig } from './rules.js';
-import { startWebhook } from './runtime.js';
 import { FileTlsSource, MemoryTlsSource, type TlsSource } from './tls-source.js';
 
 /** The webhook's commands: `webhook` (the server), `rewrite` (what it would write), `certs` (local certificates). */
@@ -109,6 +107,9 @@ export function registerWebhookCommands(program: Command): void {
       const metrics = new WebhookMetrics({ defaultMetrics: true });
       const configStore = new ConfigStore(load, { logger, metrics }, config);
       configStore.watch();
+      // Loaded here, not at the top: the Kubernetes client is large and only this command needs it.
+      const { loadKubeConfig, ownNamespace } = await import('./kube.js');
+      const { startWebhook } = await import('./runtime.js');
       const kube = loadKubeConfig();
       const wh = config.webhook;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 
 export type Outcome = 'verified' | 'spec-error' | 'aborted-short' | 'corrupted' | 'crashed';
 export const OUTCOMES: Outcome[] = ['verified', 'spec-error', 'aborted-short', 'corrupted', 'crashed'];
@@ -9,10 +9,10 @@ export const OUTCOMES: Outcome[] = ['verified', 'spec-error', 'aborted-short', '
  * cut short (the client knows it is incomplete); wrong bytes presented as complete (must never happen); or
  * no answer from the mirror at all (must never happen).
  */
-export async function fetchAndClassify(url: string, digest: string, expectedSize: number, headers: Record<string, string> = {}): Promise<Outcome> {
+export async function fetchAndClassify(url: string, digest: string, expectedSize: number, headers: Record<string, string> = {}, dispatcher?: Dispatcher): Promise<Outcome> {
   let res;
   try {
-    res = await request(url, { headers, headersTimeout: 30_000, bodyTimeout: 30_000 });
+    res = await request(url, { headers, headersTimeout: 30_000, bodyTimeout: 30_000, ...(dispatcher ? { dispatcher } : {}) });
   } catch {
     return 'crashed';
   }

@@ -115,7 +115,7 @@ export class UpstreamClient {
         connect: { timeout: opts.config.timeouts.connect },
         headersTimeout: opts.config.timeouts.headers,
         bodyTimeout: opts.config.timeouts.body,
-        keepAliveTimeout: 30_000,
+        keepAliveTimeout: 10_000, // idle upstream connections are closed after this (undici default is 4 s)
       });
   }
 
