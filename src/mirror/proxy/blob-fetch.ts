@@ -33,6 +33,8 @@ export class BlobFetch {
   /** Expected size, from the upstream's Content-Length; undefined when it sent none. */
   readonly size: number | undefined;
   private state: 'running' | 'done' | 'failed' = 'running';
+  /** Size and digest checked; the file may still be syncing before its rename. */
+  private verified = false;
   private error: Error | undefined;
   private finalPath: string | undefined;
   private tick!: Promise<void>;
@@ -52,6 +54,10 @@ export class BlobFetch {
     this.size = expected.size;
     this.rearm();
     writer.on('progress', () => this.notify());
+    writer.once('verified', () => {
+      this.verified = true;
+      this.notify();
+    });
     this.done = this.run(body);
     // Followers observe failures through `state`; nobody may be awaiting `done`.
     this.done.catch(() => undefined);
@@ -153,7 +159,7 @@ export class BlobFetch {
         let pos = start;
         for (;;) {
           if (self.state === 'failed') throw self.error!;
-          const done = self.state === 'done';
+          const done = self.state === 'done' || self.verified;
           // Until verified, hold back the response's last byte (or, size unknown, the last byte written).
           const available = done ? Math.min(self.written, limit) : Math.min(self.written - 1, limit - 1);
           if (pos < available) {
@@ -175,7 +181,7 @@ export class BlobFetch {
         await fh.close().catch(() => undefined);
       }
     }
-    return Readable.from(read(), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable.from(read(), { objectMode: false, highWaterMark: READ_CHUNK });
   }
 
   private async openFile(): Promise<FileHandle> {

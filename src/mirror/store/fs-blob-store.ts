@@ -6,6 +6,9 @@ import type { StorageLayout } from './layout.js';
 import { resolveRange } from './range.js';
 import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from './types.js';
 
+
+/** 256 KiB reads: as fast as larger ones here, and a quarter of the memory per stream (each read allocates). */
+const READ_HIGH_WATER_MARK = 256 * 1024;
 /**
  * Content-addressed blobs on the local filesystem. Blobs are shared across repositories: a digest names
  * the same bytes wherever it is referenced.
@@ -48,7 +51,7 @@ export class FsBlobStore implements BlobStore {
       throw err;
     }
     this.access?.blobRead(digest);
-    const body = createReadStream('', { fd: fh, start: range?.start ?? 0, end: range?.end, highWaterMark: 1 << 20 });
+    const body = createReadStream('', { fd: fh, start: range?.start ?? 0, end: range?.end, highWaterMark: READ_HIGH_WATER_MARK });
     return range ? { info, body, range } : { info, body };
   }
 

@@ -83,6 +83,8 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
       if (actual !== expected.digest) {
         throw new MirrorgateError('DIGEST_INVALID', `content digest ${actual} does not match ${expected.digest}`, { detail: { digest: expected.digest } });
       }
+      // Verified: readers following the temp file may have their last byte now, without waiting for the sync.
+      this.emit('verified');
       // Durable before visible: a crash after the rename must not leave a short file under a digest name.
       await this.fh!.datasync();
       await this.close();

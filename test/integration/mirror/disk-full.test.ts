@@ -60,7 +60,7 @@ describe('a full disk', () => {
   it('a download that fills the disk fails cleanly and leaves no partial blob; later requests stream uncached and verified; caching resumes when space returns', async () => {
     const first = await fetchAll(`${mirror.url}/v2/library/full/blobs/${filler.digest}`);
     expect(sha256(first.body)).toBe(filler.digest);
-    expect(existsSync(blobFile(filler.digest))).toBe(true);
+    await waitFor(() => existsSync(blobFile(filler.digest)));
 
     // 3 MiB more does not fit in what is left of 4 MiB.
     const overflow = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
@@ -88,7 +88,7 @@ describe('a full disk', () => {
     clock.advance(60_000);
     const cached = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
     expect(sha256(cached.body)).toBe(big.digest);
-    expect(existsSync(blobFile(big.digest))).toBe(true);
+    await waitFor(() => existsSync(blobFile(big.digest)));
   });
 });
 
@@ -104,3 +104,12 @@ describe('unusable storage at start-up', () => {
     }
   });
 });
+
+/** Clients get their last byte once a blob is verified; its rename into place follows the sync. */
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
