@@ -27,11 +27,22 @@ function tomlString(s: string): string {
   return JSON.stringify(s);
 }
 
-export function mirrorUrl(mirror: string): string {
+function parseMirror(mirror: string): { scheme: string; host: string } {
   const m = /^(https?):\/\/([^/]+)\/*$/.exec(mirror);
   const host = m ? m[2]! : mirror;
   if (!REGISTRY_HOST_RE.test(host)) throw new Error(`--mirror ${JSON.stringify(mirror)} is not a registry host or an http(s) URL without a path`);
-  return `${m ? m[1]! : 'https'}://${host}`;
+  return { scheme: m ? m[1]! : 'https', host };
+}
+
+/** The mirror's base URL: https unless the scheme is given. */
+export function mirrorUrl(mirror: string): string {
+  const { scheme, host } = parseMirror(mirror);
+  return `${scheme}://${host}`;
+}
+
+/** The mirror's host (and port), as containerd names its directory. */
+export function mirrorHostOf(mirror: string): string {
+  return parseMirror(mirror).host;
 }
 
 /** containerd's directory for a registry host: Docker Hub's aliases are all `docker.io`. */
