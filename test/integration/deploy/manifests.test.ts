@@ -9,7 +9,7 @@ import { WEBHOOK_API_CALLS } from '../../../src/deploy/webhook-permissions.js';
 import { parseHtpasswd } from '../../../src/mirror/auth/htpasswd.js';
 import { serviceDnsNames } from '../../../src/webhook/certs.js';
 import { OPT_IN_LABEL, OPT_IN_VALUE, OPT_OUT_VALUE } from '../../../src/webhook/labels.js';
-import { validateObject } from '../../helpers/deploy/k8s-schema.js';
+import { validateObjects } from '../../helpers/deploy/k8s-schema.js';
 import { all, find, overlays, render, ROOT, type K8sObject } from '../../helpers/deploy/kustomize.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 
@@ -83,18 +83,6 @@ function selects(selector: Tree, labels: Record<string, string>): boolean {
   return true;
 }
 
-/** cert-manager objects are custom resources the Kubernetes models do not know: check the fields used. */
-function validateCertManager(o: K8sObject): string[] {
-  const allowed: Record<string, string[]> = {
-    Issuer: ['selfSigned', 'ca'],
-    Certificate: ['isCA', 'commonName', 'secretName', 'duration', 'renewBefore', 'dnsNames', 'privateKey', 'issuerRef'],
-  };
-  if (o.apiVersion !== 'cert-manager.io/v1' || !allowed[o.kind]) return [`unexpected custom resource ${o.apiVersion} ${o.kind}`];
-  return Object.keys(o.spec as Tree)
-    .filter((k) => !allowed[o.kind]!.includes(k))
-    .map((k) => `${o.kind} ${o.metadata.name}: unknown spec field ${k}`);
-}
-
 beforeAll(async () => {
   for (const dir of ['base', ...overlays()]) {
     const objects = render(dir);
@@ -110,9 +98,8 @@ describe('manifests/', () => {
   describe.each(['base', 'overlays/cert-manager', 'overlays/dev', 'overlays/private-ca'])('%s', (dir) => {
     const get = (): Rendering => renderings.find((r) => r.dir === dir)!;
 
-    it('renders objects that validate against the Kubernetes API types', () => {
-      const problems = get().objects.flatMap((o) => (o.apiVersion.startsWith('cert-manager.io/') ? validateCertManager(o) : validateObject(o)));
-      expect(problems).toEqual([]);
+    it('renders objects that validate against the Kubernetes and cert-manager schemas (kubernetes-models)', async () => {
+      expect(await validateObjects(get().objects)).toEqual([]);
     });
 
     it('puts every namespaced object in the mirrorgate namespace, which it creates', () => {
