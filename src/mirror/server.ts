@@ -71,6 +71,7 @@ export class MirrorServer {
       logger: deps.logger,
       registry: this.metrics.registry,
       inflight: { isFetching: (d) => this.blobs.isFetching(d), isWritingTemp: (f) => this.blobs.isWritingTemp(f) },
+      onRemoved: (keys) => this.local.manifests.forget(keys),
     });
     this.local = { blobs: new FsBlobStore(this.layout, this.cache.tracker), manifests: new FsManifestStore(this.layout, this.cache.tracker) };
     this.blobs = new ProxyBlobStore({

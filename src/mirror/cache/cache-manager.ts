@@ -16,6 +16,8 @@ export interface CacheManagerDeps {
   logger: Logger;
   registry: Registry;
   inflight: { isFetching(digest: string): boolean; isWritingTemp(file: string): boolean };
+  /** Told what a pass removed (access-index keys), so in-memory copies can be dropped too. */
+  onRemoved?: (keys: string[]) => void;
 }
 
 /** Free space is checked at most this often as content arrives. */
@@ -58,7 +60,7 @@ export class CacheManager {
         staleTempAge: c.staleTempAge,
         policies: compileRetention(config.retention),
       },
-      { layout: deps.layout, clock: deps.clock, logger: deps.logger, access: this.tracker, metrics: this.metrics, inflight: deps.inflight },
+      { layout: deps.layout, clock: deps.clock, logger: deps.logger, access: this.tracker, metrics: this.metrics, inflight: deps.inflight, onRemoved: deps.onRemoved },
     );
     this.tracker.onStored((_kind, size) => this.noteStored(size));
   }

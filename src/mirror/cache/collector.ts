@@ -28,6 +28,8 @@ export interface CollectorDeps {
   metrics?: CacheMetrics | undefined;
   /** Downloads in progress (the running mirror); offline there are none. */
   inflight?: { isFetching(digest: string): boolean; isWritingTemp(file: string): boolean } | undefined;
+  /** Told what a pass removed (access-index keys), so in-memory copies can be dropped too. */
+  onRemoved?: ((keys: string[]) => void) | undefined;
 }
 
 export interface PassResult {
@@ -93,6 +95,7 @@ export class Collector {
         const applied = await applyPlan(layout, inventory, plan, { touched: watch.keys, isFetching: (d) => inflight?.isFetching(d) ?? false });
         const tempBytes = await removeTempFiles(temp);
         access.forget(applied.forgotten);
+        this.deps.onRemoved?.(applied.forgotten);
         const freed = Object.values(applied.bytes).reduce((a, b) => a + b, 0);
         result = {
           dryRun, trigger, plan, temp, applied,

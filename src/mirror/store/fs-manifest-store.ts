@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fail } from '../../common/errors.js';
+import { accessKey } from '../cache/access-keys.js';
 import type { AccessRecorder } from '../cache/access-tracker.js';
+import { WeightedLru } from './weighted-lru.js';
 import { parseDigest } from '../../reference/grammar.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { StorageLayout } from './layout.js';
@@ -20,11 +22,26 @@ function isMissing(err: unknown): boolean {
  * last confirmed upstream.
  */
 export class FsManifestStore implements ManifestStore {
+  /**
+   * Warm manifest requests are answered from memory: manifests are immutable (content-addressed) and tag
+   * records are written through, so a file read per request would only cost thread-pool round trips.
+   */
+  private readonly manifestMemory = new WeightedLru<string, Manifest>(64 * 1024 * 1024, (m) => m.bytes.length + 200);
+  private readonly tagMemory = new WeightedLru<string, TagRecord>(100_000);
+
   /** `access` (optional) is told of every manifest and tag read and every new manifest; it must not do I/O inline. */
   constructor(
     private readonly layout: StorageLayout,
     private readonly access?: AccessRecorder,
   ) {}
+
+  /** Drops what the cache lifecycle removed from disk (access-index keys: `manifest:<digest>`, `tag:<repo>:<tag>`). */
+  forget(keys: Iterable<string>): void {
+    for (const key of keys) {
+      if (key.startsWith('manifest:')) this.manifestMemory.delete(key.slice('manifest:'.length));
+      else if (key.startsWith('tag:')) this.tagMemory.delete(key);
+    }
+  }
 
   async stat(repo: RepositoryRef, request: ManifestRequest): Promise<ManifestDescriptor | undefined> {
     const m = await this.get(repo, request);
@@ -43,6 +60,11 @@ export class FsManifestStore implements ManifestStore {
 
   /** The stored manifest bytes for a digest, wherever they were fetched from. */
   async readManifest(digest: string): Promise<Manifest | undefined> {
+    const remembered = this.manifestMemory.get(digest);
+    if (remembered) {
+      this.access?.manifestRead(digest);
+      return remembered;
+    }
     let bytes: Buffer;
     try {
       bytes = await readFile(this.layout.manifestPath(digest));
@@ -51,7 +73,9 @@ export class FsManifestStore implements ManifestStore {
       throw err;
     }
     this.access?.manifestRead(digest);
-    return { digest, mediaType: manifestMediaType(bytes), bytes };
+    const m = { digest, mediaType: manifestMediaType(bytes), bytes };
+    this.manifestMemory.set(digest, m);
+    return m;
   }
 
   async hasManifest(digest: string): Promise<boolean> {
@@ -94,10 +118,17 @@ export class FsManifestStore implements ManifestStore {
   }
 
   async readTag(repo: RepositoryRef, tag: string): Promise<TagRecord | undefined> {
+    const key = accessKey.tag(repo, tag);
+    const remembered = this.tagMemory.get(key);
+    if (remembered) {
+      this.access?.tagRead(repo, tag);
+      return remembered;
+    }
     try {
       const rec = JSON.parse(await readFile(this.layout.tagPath(repo, tag), 'utf8')) as TagRecord;
       if (!parseDigest(rec.digest)) return undefined;
       this.access?.tagRead(repo, tag);
+      this.tagMemory.set(key, rec);
       return rec;
     } catch (err) {
       // A record that cannot be parsed is treated as absent: the tag is fetched again and rewritten.
@@ -107,7 +138,10 @@ export class FsManifestStore implements ManifestStore {
   }
 
   async writeTag(repo: RepositoryRef, tag: string, record: TagRecord): Promise<void> {
+    const key = accessKey.tag(repo, tag);
+    this.tagMemory.delete(key); // if the write fails, the next read goes to disk
     await writeFileAtomic(this.layout.tagPath(repo, tag), JSON.stringify(record), this.layout.tmpDir);
+    this.tagMemory.set(key, record);
     this.access?.tagRead(repo, tag);
   }
 
