@@ -27,10 +27,10 @@ function findKubectl(): string {
 
 let kubectl: string | undefined;
 
-/** The objects `kubectl kustomize <dir>` renders, `dir` relative to manifests/. */
-export function render(dir: string): K8sObject[] {
+/** The objects `kubectl kustomize <dir>` renders, `dir` relative to `root` (manifests/ unless told). */
+export function render(dir: string, root = MANIFESTS): K8sObject[] {
   kubectl ??= findKubectl();
-  const text = execFileSync(kubectl, ['kustomize', path.join(MANIFESTS, dir)], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const text = execFileSync(kubectl, ['kustomize', path.join(root, dir)], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   return parseAllDocuments(text).map((d) => {
     if (d.errors.length > 0) throw new Error(`${dir}: ${d.errors[0]!.message}`);
     return d.toJS() as K8sObject;
