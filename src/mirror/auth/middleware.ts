@@ -32,8 +32,22 @@ export function authMiddleware(deps: AuthMiddlewareDeps) {
 
   return (req: Request, res: Response, next: NextFunction): void => {
     let tokenRejected = false;
+    let header: ReturnType<typeof parseAuthorization>;
+    try {
+      header = parseAuthorization(req.headers.authorization);
+    } catch (err) {
+      res.setHeader('www-authenticate', challengeFor(req, false));
+      sendError(res, err, deps.logger);
+      return;
+    }
+    // Recently verified credentials: answer synchronously, without bcrypt or a promise.
+    const known = header?.scheme === 'basic' ? deps.authenticator.cached(header) : undefined;
+    if (known) {
+      res.locals.principal = known;
+      next();
+      return;
+    }
     const run = async (): Promise<Principal> => {
-      const header = parseAuthorization(req.headers.authorization);
       if (header?.scheme === 'bearer') {
         if (!deps.bearer) throw new MirrorgateError('UNAUTHORIZED', 'bearer tokens are not accepted here');
         tokenRejected = true;

@@ -47,7 +47,12 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
     );
   });
 
-  if (deps.auth) app.use('/v2', deps.auth);
+  if (deps.auth) {
+    const auth = deps.auth;
+    // Not `app.use('/v2', auth)`: a mounted middleware makes express rewrite the URL on every request.
+    // Case-insensitive, as express routes are.
+    app.use((req, res, next) => (/^\/v2(?:\/|$)/i.test(req.path) ? auth(req, res, next) : next()));
+  }
   const routes = createRoutes(deps);
   app.get('/v2/', routes.base);
   app.get('/v2/_catalog', routes.catalog);
