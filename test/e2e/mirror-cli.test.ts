@@ -1,44 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../helpers/hub-front.js';
 import { pushImage, type PushedImage } from '../helpers/images.js';
 import { readDirImage, skopeoCopy } from '../helpers/skopeo.js';
+import { runCli } from '../helpers/cli-process.js';
 import { Cleanup, freePort, makeTempDir } from '../helpers/tmp.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cleanup = new Cleanup();
 let hub: HubFront;
 let image: PushedImage;
-
-/** Runs `mirrorgate ARGS` from source, as the bin does; resolves once it prints its listening line. */
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), ...args], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  cleanup.add(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, output: () => out, exited };
-}
-
-async function waitForOutput(output: () => string, pattern: RegExp, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pattern.test(output())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${pattern}; output:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   const registry = cleanup.add(await startDockerRegistry());
@@ -54,8 +27,8 @@ describe('mirrorgate mirror (the command)', () => {
     mkdirSync(path.join(storage.path, 'tmp'), { recursive: true });
     writeFileSync(path.join(storage.path, 'tmp', 'left-by-a-crash.part'), 'partial');
     const port = await freePort();
-    const cli = runCli(['mirror', '--upstream', `docker.io=${hub.url}`, '--storage', storage.path, '--listen', `127.0.0.1:${port}`]);
-    await waitForOutput(cli.output, /mirror listening on/);
+    const cli = runCli(['mirror', '--upstream', `docker.io=${hub.url}`, '--storage', storage.path, '--listen', `127.0.0.1:${port}`], cleanup);
+    await cli.waitForOutput(/mirror listening on/);
     expect(cli.output()).toMatch(new RegExp(`mirroring docker.io -> ${hub.url.replace(/[.]/g, '\\.')}`));
     expect(readdirSync(path.join(storage.path, 'tmp'))).toEqual([]);
 
@@ -79,7 +52,7 @@ describe('mirrorgate mirror (the command)', () => {
     const dir = cleanup.add(await makeTempDir('mirrorgate-cli-config-'));
     const file = path.join(dir.path, 'config.yaml');
     writeFileSync(file, 'mirror:\n  listen: nowhere\n  storage: { path: 42 }\nupstreams:\n  docker.io: { url: "not a url" }\n');
-    const cli = runCli(['mirror', '--config', file]);
+    const cli = runCli(['mirror', '--config', file], cleanup);
     expect(await cli.exited).toBe(2);
     expect(cli.output()).toMatch(/mirror\.listen/);
     expect(cli.output()).toMatch(/mirror\.storage\.path/);
@@ -90,7 +63,7 @@ describe('mirrorgate mirror (the command)', () => {
     const dir = cleanup.add(await makeTempDir('mirrorgate-cli-ro-'));
     const notADir = path.join(dir.path, 'file');
     writeFileSync(notADir, 'x');
-    const cli = runCli(['mirror', '--storage', path.join(notADir, 'cache'), '--listen', '127.0.0.1:0', '--upstream', `docker.io=${hub.url}`]);
+    const cli = runCli(['mirror', '--storage', path.join(notADir, 'cache'), '--listen', '127.0.0.1:0', '--upstream', `docker.io=${hub.url}`], cleanup);
     expect(await cli.exited).not.toBe(0);
     expect(cli.output()).toMatch(/storage directory .* is not usable/);
   });

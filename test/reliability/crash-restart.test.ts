@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../helpers/hub-front.js';
 import { pushBigBlob, type BlobRef } from '../helpers/images.js';
+import { startMirrorCli, type CliProcess } from '../helpers/cli-process.js';
 import { Cleanup, freePort, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { fetchAndClassify, Tally } from './outcomes.js';
 
@@ -17,7 +16,6 @@ import { fetchAndClassify, Tally } from './outcomes.js';
  * digest name, temp files are swept, and the next pull succeeds.
  */
 const TRIALS = Number(process.env.MIRRORGATE_CRASH_TRIALS ?? 8);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cleanup = new Cleanup();
 const tally = new Tally();
 let registry: DockerRegistry;
@@ -35,24 +33,8 @@ afterAll(async () => {
   await cleanup.run();
 });
 
-async function startCli(port: number): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), 'mirror', '--upstream', `docker.io=${hub.url}`, '--storage', storage.path, '--listen', `127.0.0.1:${port}`], {
-    cwd: root,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let out = '';
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  cleanup.add(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const until = Date.now() + 20_000;
-  while (!/listening on/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`mirror exited: ${out}`);
-    if (Date.now() > until) throw new Error(`mirror did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { child, exited };
+function startCli(port: number): Promise<CliProcess> {
+  return startMirrorCli({ upstream: hub.url, storage: storage.path, port, cleanup });
 }
 
 /** Every blob file holds exactly the bytes its name says. */

@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startHubFront, type FaultAction, type HubFront } from '../helpers/hub-front.js';
 import { generateBytes, pushBlob, type BlobRef } from '../helpers/images.js';
+import { startMirrorCli } from '../helpers/cli-process.js';
 import { Cleanup, freePort, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { fetchAndClassify, Tally, type Outcome } from './outcomes.js';
 
@@ -18,7 +18,6 @@ import { fetchAndClassify, Tally, type Outcome } from './outcomes.js';
  */
 const SOAK_SECONDS = Number(process.env.MIRRORGATE_SOAK_SECONDS ?? 45);
 const CLIENTS = 8;
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cleanup = new Cleanup();
 const tally = new Tally();
 let registry: DockerRegistry;
@@ -57,20 +56,7 @@ beforeAll(async () => {
   hub = cleanup.add(await startHubFront({ target: registry.url }));
   storage = cleanup.add(await makeTempDir('mirrorgate-soak-'));
   port = await freePort();
-  mirror = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), 'mirror', '--upstream', `docker.io=${hub.url}`, '--storage', storage.path, '--listen', `127.0.0.1:${port}`], {
-    cwd: root,
-    env: { ...process.env, MIRRORGATE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  cleanup.add(() => {
-    if (mirror.exitCode === null) mirror.kill('SIGKILL');
-  });
-  let out = '';
-  mirror.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-  for (const until = Date.now() + 30_000; !/listening on/.test(out); ) {
-    if (Date.now() > until || mirror.exitCode !== null) throw new Error(`mirror did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  mirror = (await startMirrorCli({ upstream: hub.url, storage: storage.path, port, cleanup, env: { MIRRORGATE_LOG_LEVEL: 'warn' } })).child;
 }, 60_000);
 
 afterAll(async () => {

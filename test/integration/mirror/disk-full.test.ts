@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/common/clock.js';
 import { startDockerRegistry } from '../../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
 import { MediaTypes, pushBigBlob, pushImage, sha256, type BlobRef, type PushedImage } from '../../helpers/images.js';
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
+import { fetchAll, waitFor } from '../../helpers/http.js';
 import { Cleanup, makeTempDir, type TempDir } from '../../helpers/tmp.js';
 
 /**
@@ -44,17 +44,6 @@ beforeAll(async () => {
 
 afterAll(() => cleanup.run());
 
-async function fetchAll(url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers });
-  const chunks: Buffer[] = [];
-  let broken = false;
-  try {
-    for await (const c of res.body) chunks.push(c as Buffer);
-  } catch {
-    broken = true;
-  }
-  return { status: res.statusCode, body: Buffer.concat(chunks), broken };
-}
 
 describe('a full disk', () => {
   it('a download that fills the disk fails cleanly and leaves no partial blob; later requests stream uncached and verified; caching resumes when space returns', async () => {
@@ -105,11 +94,3 @@ describe('unusable storage at start-up', () => {
   });
 });
 
-/** Clients get their last byte once a blob is verified; its rename into place follows the sync. */
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -7,6 +7,7 @@ import { startDockerRegistry } from '../../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
 import { MediaTypes, pushBigBlob, pushImage, sha256, type BlobRef, type PushedImage } from '../../helpers/images.js';
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
+import { fetchAll, waitFor } from '../../helpers/http.js';
 import { Cleanup } from '../../helpers/tmp.js';
 
 const cleanup = new Cleanup();
@@ -19,19 +20,6 @@ let big: BlobRef;
 
 const ACCEPT = [MediaTypes.ociIndex, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.dockerManifest].join(', ');
 
-/** GETs a URL and reports what arrived: status, bytes, and whether the transfer broke. */
-async function fetchAll(url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers });
-  const chunks: Buffer[] = [];
-  let broken = false;
-  try {
-    for await (const c of res.body) chunks.push(c as Buffer);
-  } catch {
-    broken = true;
-  }
-  const body = Buffer.concat(chunks);
-  return { status: res.statusCode, headers: res.headers, body, broken, code: () => (JSON.parse(body.toString()) as { errors: { code: string }[] }).errors[0]!.code };
-}
 
 function blobFile(digest: string): string {
   return path.join(mirror.storage.path, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
@@ -174,10 +162,3 @@ describe('upstream faults', () => {
   }, 30_000);
 });
 
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
