@@ -18,7 +18,12 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
   private fh: FileHandle | undefined;
   private readonly hash: Hash;
   private readonly algorithm: string;
+  /** Bytes in the file with no hole before them (what readers may read). */
   private bytes = 0;
+  /** Bytes handed to writes so far (hashed already). */
+  private reserved = 0;
+  /** Completed writes beyond the contiguous prefix: start -> end. */
+  private readonly finished = new Map<number, number>();
   private settled: 'committed' | 'cancelled' | undefined;
   private closing: Promise<void> | undefined;
 
@@ -50,21 +55,51 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
     return this.bytes;
   }
 
-  /** Appends bytes directly (no stream); resolves once they are in the file. For callers that write in segments. */
-  append(chunk: Buffer): Promise<void> {
-    return this.writeChunk(chunk);
+  /** Bytes handed to writes so far, including those still in flight. */
+  get reservedBytes(): number {
+    return this.reserved;
   }
 
-  private async writeChunk(chunk: Buffer): Promise<void> {
-    if (!this.fh) throw fail('BLOB_UPLOAD_INVALID', 'write after the blob writer was closed');
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off, this.bytes + off);
-      off += bytesWritten;
+  /**
+   * Appends bytes directly (no stream), several buffers in one `writev`. Calls may overlap: each call takes
+   * the next range of the file and hashes its bytes at once, in call order; `written` and `progress` only
+   * ever cover the contiguous prefix whose writes have completed, so readers never see a hole.
+   */
+  append(chunks: Buffer[]): Promise<void> {
+    if (!this.fh) return Promise.reject(fail('BLOB_UPLOAD_INVALID', 'write after the blob writer was closed'));
+    let total = 0;
+    for (const c of chunks) {
+      total += c.length;
+      this.hash.update(c);
     }
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.emit('progress', this.bytes);
+    const start = this.reserved;
+    this.reserved += total;
+    return this.writeAt(this.fh, chunks, start, total).then(() => this.completed(start, start + total));
+  }
+
+  private async writeAt(fh: FileHandle, chunks: Buffer[], position: number, total: number): Promise<void> {
+    let written = 0;
+    while (written < total) {
+      // writev may write less than asked: continue from where it stopped.
+      const { bytesWritten } = await fh.writev(written === 0 ? chunks : sliceFrom(chunks, written), position + written);
+      written += bytesWritten;
+    }
+  }
+
+  /** Records a finished range and advances the contiguous prefix over every range now joined to it. */
+  private completed(start: number, end: number): void {
+    this.finished.set(start, end);
+    let advanced = false;
+    for (let next = this.finished.get(this.bytes); next !== undefined; next = this.finished.get(this.bytes)) {
+      this.finished.delete(this.bytes);
+      this.bytes = next;
+      advanced = true;
+    }
+    if (advanced) this.emit('progress', this.bytes);
+  }
+
+  private writeChunk(chunk: Buffer): Promise<void> {
+    return this.append([chunk]);
   }
 
   async commit(expected: BlobInfo): Promise<BlobInfo> {
@@ -76,6 +111,7 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
       }
       const want = parseDigest(expected.digest);
       if (!want || want.algorithm !== this.algorithm) throw fail('DIGEST_INVALID', `cannot verify ${expected.digest} with ${this.algorithm}`);
+      if (this.reserved !== this.bytes) throw fail('BLOB_UPLOAD_INVALID', 'commit while writes are still in progress');
       if (expected.size >= 0 && this.bytes !== expected.size) {
         throw new MirrorgateError('SIZE_INVALID', `got ${this.bytes} bytes, expected ${expected.size}`, { detail: { digest: expected.digest } });
       }
@@ -117,4 +153,19 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
     })();
     return this.closing;
   }
+}
+
+/** The buffers from byte `offset` of their concatenation on. */
+function sliceFrom(chunks: Buffer[], offset: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = offset;
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c);
+    skip = 0;
+  }
+  return out;
 }
