@@ -10,6 +10,7 @@ import { generateBytes, pushBlob, type BlobRef } from '../helpers/images.js';
 import { startMirrorCli } from '../helpers/cli-process.js';
 import { Cleanup, freePort, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { fetchAndClassify, Tally, type Outcome } from './outcomes.js';
+import { rng } from '../helpers/rng.js';
 
 /**
  * A bounded soak: several clients pull a mix of warm and cold blobs for SOAK_SECONDS while the upstream
@@ -44,11 +45,6 @@ function openFds(pid: number): { files: number; sockets: number } {
     else if (target.startsWith('/')) files++;
   }
   return { files, sockets };
-}
-/** A small deterministic generator, so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
 }
 
 beforeAll(async () => {

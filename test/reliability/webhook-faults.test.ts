@@ -11,6 +11,7 @@ import { MemoryTlsSource } from '../../src/webhook/tls-source.js';
 import { clientFor, storeFor, testConfig } from '../integration/webhook/support.js';
 import { loadFixture } from '../unit/webhook/fixtures.js';
 import { freePort } from '../helpers/tmp.js';
+import { rng } from '../helpers/rng.js';
 
 /**
  * The webhook's fault matrix: broken, hostile and unusual AdmissionReviews, the mirror down, the API server
@@ -78,10 +79,6 @@ async function post(agent: Agent, port: number, body: string | Buffer, contentTy
   return { outcome: 'rewritten', pod: JSON.parse(Buffer.from(r.patch, 'base64').toString('utf8')) as Operation[] };
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-}
 
 describe('webhook faults', () => {
   const random = rng(7);

@@ -14,6 +14,7 @@ import { captureLogs } from '../../helpers/log-capture.js';
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
 import { rawRequest, type RawAnswer } from '../../helpers/raw-http.js';
 import { Cleanup, makeTempDir } from '../../helpers/tmp.js';
+import { rng } from '../../helpers/rng.js';
 
 const cleanup = new Cleanup();
 const logs = captureLogs('info');
@@ -41,17 +42,6 @@ function snapshot(dir: string, skip: string, out: string[] = []): string[] {
   return out;
 }
 
-/** mulberry32: a small seeded generator, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzCase {
   method: string;

@@ -1,15 +1,7 @@
 /** A small seeded generator of image references (valid and broken), for property tests. */
-export function rng(seed: number): () => number {
-  // mulberry32: tiny, deterministic, good enough for test data.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../helpers/rng.js';
+
+export { rng };
 
 export class Gen {
   private readonly r: () => number;
