@@ -2,11 +2,15 @@
  * Webhook latency and throughput against a bare Node HTTPS server answering a constant AdmissionReview, in the same
  * run, with the same TLS setup and the same keep-alive undici client. Fixed rates are open loop (latency counted from
  * the scheduled send time, so a stall is not hidden); saturation is closed loop with a fixed concurrency.
+ * Each server runs in its own process (this script with `--serve webhook|bare`), so the load generator's work
+ * and garbage collection do not land in the servers' latency.
  *
  *   node --import tsx bench/webhook.ts            # 5 s per step
  *   node --import tsx bench/webhook.ts --quick    # smoke run, well under a second per step
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -68,10 +72,12 @@ async function fixedRate(agent: Agent, url: string, rate: number, durationMs: nu
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // From the scheduled time when sent late (a stall is not hidden), from the send when sent early.
+    const from = Math.min(due, performance.now());
     inflight.push(
       post(agent, url).then(
         (ok) => {
-          if (ok) latencies.push(performance.now() - due);
+          if (ok) latencies.push(performance.now() - from);
           else errors++;
         },
         () => void errors++,
@@ -107,32 +113,66 @@ async function saturate(agent: Agent, url: string, durationMs: number): Promise<
   return { sent: latencies.length + errors, ok: latencies.length, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99), throughput: (latencies.length * 1000) / elapsed };
 }
 
+/** Runs one server in this process (the child side) and prints its port. */
+async function serve(kind: string, certDir: string): Promise<void> {
+  const cert = readFileSync(path.join(certDir, 'tls.crt'), 'utf8');
+  const key = readFileSync(path.join(certDir, 'tls.key'), 'utf8');
+  let port: number;
+  if (kind === 'webhook') {
+    const config = configSchema.parse({ webhook: { mirrorProbe: { enabled: false } } });
+    const metrics = new WebhookMetrics();
+    const webhook = await startWebhook({
+      configStore: new ConfigStore({}, { logger: silentLogger(), metrics }, config),
+      logger: silentLogger(),
+      clock: systemClock,
+      metrics,
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: new MemoryTlsSource({ cert, key }),
+      health: { reachable: () => true },
+    });
+    port = webhook.port;
+  } else {
+    // The baseline: the same TLS, a body read, a constant AdmissionReview.
+    const constant = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } });
+    const bare = createServer({ cert, key }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(constant) });
+        res.end(constant);
+      });
+    });
+    bare.keepAliveTimeout = 100_000;
+    await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+    port = (bare.address() as AddressInfo).port;
+  }
+  process.stdout.write(`PORT ${port}\n`);
+  // Exit cleanly when the parent is done, so `--cpu-prof` can write the server's profile.
+  process.once('SIGTERM', () => process.exit(0));
+}
+
+/** Starts `--serve KIND` as a child process; resolves with its port once it listens. */
+async function spawnServer(kind: string, certDir: string): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--serve', kind, '--cert-dir', certDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /PORT (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${kind} server exited (${code}) before listening`)));
+  });
+  return { port, child };
+}
+
 async function main(): Promise<void> {
   const certs = generateBundle({ now: Date.now(), validityMs: 86_400_000, dnsNames: ['localhost'], ipAddresses: LOCAL_IPS });
-  const config = configSchema.parse({ webhook: { mirrorProbe: { enabled: false } } });
-  const metrics = new WebhookMetrics();
-  const webhook = await startWebhook({
-    configStore: new ConfigStore({}, { logger: silentLogger(), metrics }, config),
-    logger: silentLogger(),
-    clock: systemClock,
-    metrics,
-    listen: { host: '127.0.0.1', port: 0 },
-    tls: new MemoryTlsSource({ cert: certs.cert, key: certs.key }),
-    health: { reachable: () => true },
-  });
-
-  // The baseline: the same TLS, a body read, a constant AdmissionReview.
-  const constant = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } });
-  const bare = createServer({ cert: certs.cert, key: certs.key }, (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(constant) });
-      res.end(constant);
-    });
-  });
-  bare.keepAliveTimeout = 100_000;
-  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
-  const barePort = (bare.address() as AddressInfo).port;
+  const certDir = mkdtempSync(path.join(tmpdir(), 'mirrorgate-bench-webhook-'));
+  writeFileSync(path.join(certDir, 'tls.crt'), certs.cert);
+  writeFileSync(path.join(certDir, 'tls.key'), certs.key, { mode: 0o600 });
+  const webhook = await spawnServer('webhook', certDir);
+  const bare = await spawnServer('bare', certDir);
+  const barePort = bare.port;
 
   const targets = [
     { name: 'webhook', url: `https://127.0.0.1:${webhook.port}/mutate` },
@@ -164,14 +204,13 @@ async function main(): Promise<void> {
   process.stdout.write(`${rows.join('\n')}\n`);
 
   await agent.close();
-  await webhook.close();
-  await new Promise<void>((r) => {
-    bare.close(() => r());
-    bare.closeAllConnections();
-  });
+  await Promise.all([webhook.child, bare.child].map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve()).kill('SIGTERM'))));
+  rmSync(certDir, { recursive: true, force: true });
 }
 
-main().catch((err: unknown) => {
+const serveKind = args.includes('--serve') ? args[args.indexOf('--serve') + 1] : undefined;
+const run = serveKind ? serve(serveKind, args[args.indexOf('--cert-dir') + 1] ?? '') : main();
+run.catch((err: unknown) => {
   process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exitCode = 1;
 });
