@@ -4,7 +4,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import type { FsBlobStore } from '../store/fs-blob-store.js';
 import type { StorageLayout } from '../store/layout.js';
 import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
-import { header, release } from '../upstream/client.js';
+import { header, release, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { BlobFetch } from './blob-fetch.js';
@@ -66,16 +66,15 @@ export class ProxyBlobStore implements BlobStore {
       if (fetch?.size !== undefined) return { digest, size: fetch.size };
     }
     this.deps.metrics?.cache.inc({ kind: 'blob', result: 'miss' });
-    const client = this.deps.upstreams.client(repo.upstream);
-    const res = await client.request({ method: 'HEAD', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
+    const res = await this.upstreamBlob(repo, digest, 'HEAD');
     if (res.status === 404) {
       release(res.body);
       return undefined;
     }
     if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
     release(res.body);
-    const size = Number(header(res.headers, 'content-length'));
-    if (!Number.isSafeInteger(size) || size < 0) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} sent no size for blob ${digest}`);
+    const size = contentLength(res);
+    if (size === undefined) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} sent no size for blob ${digest}`);
     return { digest, size };
   }
 
@@ -130,11 +129,9 @@ export class ProxyBlobStore implements BlobStore {
    */
   private async start(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {
     if (await this.deps.local.stat(repo, digest)) return undefined;
-    const client = this.deps.upstreams.client(repo.upstream);
-    const res = await client.request({ method: 'GET', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
+    const res = await this.upstreamBlob(repo, digest, 'GET');
     if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
-    const length = header(res.headers, 'content-length');
-    const size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+    const size = contentLength(res);
     let writer;
     try {
       writer = await this.deps.local.writer(digest);
@@ -162,18 +159,17 @@ export class ProxyBlobStore implements BlobStore {
 
   /** The rest of a blob from `offset`, when the upstream honours range requests. */
   private async resumeFrom(repo: RepositoryRef, digest: string, offset: number): Promise<Readable | undefined> {
-    const client = this.deps.upstreams.client(repo.upstream);
-    const res = await client.request({
-      method: 'GET',
-      path: `/v2/${repo.path}/blobs/${digest}`,
-      repository: repo.path,
-      kind: 'blob',
-      headers: { range: `bytes=${offset}-` },
-    });
+    const res = await this.upstreamBlob(repo, digest, 'GET', { range: `bytes=${offset}-` });
     const contentRange = header(res.headers, 'content-range');
     if (res.status === 206 && contentRange?.startsWith(`bytes ${offset}-`)) return res.body;
     release(res.body);
     return undefined;
+  }
+
+  /** One request for a blob to its repository's upstream (any status comes back; see `upstreamFailure`). */
+  private upstreamBlob(repo: RepositoryRef, digest: string, method: 'GET' | 'HEAD', headers?: Record<string, string>): Promise<UpstreamResponse> {
+    const path = `/v2/${repo.path}/blobs/${digest}`;
+    return this.deps.upstreams.client(repo.upstream).request({ method, path, repository: repo.path, kind: 'blob', ...(headers ? { headers } : {}) });
   }
 
   private markFull(err: unknown): void {
@@ -184,15 +180,13 @@ export class ProxyBlobStore implements BlobStore {
   /** Streams a blob from the upstream to one client without caching it, verified as it goes. */
   private async direct(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined> {
     this.deps.metrics?.cache.inc({ kind: 'blob', result: 'uncached' });
-    const client = this.deps.upstreams.client(repo.upstream);
-    const res = await client.request({ method: 'GET', path: `/v2/${repo.path}/blobs/${digest}`, repository: repo.path, kind: 'blob' });
+    const res = await this.upstreamBlob(repo, digest, 'GET');
     if (res.status === 404) {
       release(res.body);
       return undefined;
     }
     if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
-    const length = header(res.headers, 'content-length');
-    const size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+    const size = contentLength(res);
     let resolved;
     try {
       resolved = range && size !== undefined ? resolveRange(range, size) : undefined;
@@ -206,4 +200,10 @@ export class ProxyBlobStore implements BlobStore {
     const info = { digest, size: size ?? -1 };
     return resolved ? { info, body: slice, range: resolved } : { info, body: slice };
   }
+}
+
+/** The body size an upstream announced, when it announced a valid one. */
+function contentLength(res: UpstreamResponse): number | undefined {
+  const length = header(res.headers, 'content-length');
+  return length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
 }

@@ -7,7 +7,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import type { FsManifestStore } from '../store/fs-manifest-store.js';
 import { ALL_MANIFEST_TYPES, MANIFEST_MAX_BYTES, manifestMediaType } from '../store/manifest-media.js';
 import type { Manifest, ManifestDescriptor, ManifestRequest, ManifestStore, RepositoryRef, TagRecord } from '../store/types.js';
-import { header, release } from '../upstream/client.js';
+import { header, release, type UpstreamResponse } from '../upstream/client.js';
 import { isUpstreamOutage, upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { readCapped } from './read-capped.js';
@@ -125,15 +125,7 @@ export class ProxyManifestStore implements ManifestStore {
   /** Upstream HEAD of a tag or digest; falls back to a GET when the upstream sends no digest. */
   private headUpstream(repo: RepositoryRef, reference: string): Promise<ManifestDescriptor> {
     return this.heads.do(`${repo.upstream}/${repo.path}:${reference}`, async () => {
-      const client = this.deps.upstreams.client(repo.upstream);
-      const res = await client.request({
-        method: 'HEAD',
-        path: `/v2/${repo.path}/manifests/${reference}`,
-        repository: repo.path,
-        kind: 'manifest',
-        headers: { accept: ACCEPT_ALL },
-      });
-      if (res.status !== 200) throw await upstreamFailure(res, 'MANIFEST_UNKNOWN', `manifest ${reference}`, repo.upstream);
+      const res = await this.upstreamManifest(repo, reference, 'HEAD');
       release(res.body);
       const digest = header(res.headers, 'docker-content-digest');
       const size = Number(header(res.headers, 'content-length'));
@@ -151,15 +143,7 @@ export class ProxyManifestStore implements ManifestStore {
   /** Upstream GET of a manifest, verified against the digest asked for or the one the upstream claims. */
   private fetch(repo: RepositoryRef, reference: string): Promise<Manifest> {
     return this.gets.do(`${repo.upstream}/${repo.path}@${reference}`, async () => {
-      const client = this.deps.upstreams.client(repo.upstream);
-      const res = await client.request({
-        method: 'GET',
-        path: `/v2/${repo.path}/manifests/${reference}`,
-        repository: repo.path,
-        kind: 'manifest',
-        headers: { accept: ACCEPT_ALL },
-      });
-      if (res.status !== 200) throw await upstreamFailure(res, 'MANIFEST_UNKNOWN', `manifest ${reference}`, repo.upstream);
+      const res = await this.upstreamManifest(repo, reference, 'GET');
       const bytes = await readCapped(res.body, MANIFEST_MAX_BYTES, `manifest ${reference} from ${repo.upstream}`);
       const claimed = header(res.headers, 'docker-content-digest');
       const expected = parseDigest(reference) ? reference : claimed && parseDigest(claimed) ? claimed : undefined;
@@ -180,6 +164,19 @@ export class ProxyManifestStore implements ManifestStore {
         return { digest: actual, mediaType: manifestMediaType(bytes, contentType), bytes };
       }
     });
+  }
+
+  /** A manifest request to the upstream, asking for every manifest type; anything but 200 becomes the client's error. */
+  private async upstreamManifest(repo: RepositoryRef, reference: string, method: 'GET' | 'HEAD'): Promise<UpstreamResponse> {
+    const res = await this.deps.upstreams.client(repo.upstream).request({
+      method,
+      path: `/v2/${repo.path}/manifests/${reference}`,
+      repository: repo.path,
+      kind: 'manifest',
+      headers: { accept: ACCEPT_ALL },
+    });
+    if (res.status !== 200) throw await upstreamFailure(res, 'MANIFEST_UNKNOWN', `manifest ${reference}`, repo.upstream);
+    return res;
   }
 
   private count(kind: 'manifest' | 'tag', result: string): void {
