@@ -53,3 +53,24 @@ export async function startMirrorCli(opts: { upstream: string; storage: string; 
   await cli.waitForOutput(/listening on/);
   return cli;
 }
+
+/**
+ * Runs `mirrorgate ARGS` to completion with `input` on stdin (a pipe, so never a terminal) and no config file
+ * from the environment; resolves with its exit code and what it printed.
+ */
+export function runCliToEnd(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts'), ...args], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, MIRRORGATE_CONFIG: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin!.end(input);
+  });
+}

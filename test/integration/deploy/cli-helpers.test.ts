@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
@@ -10,22 +9,10 @@ import { HtpasswdFile } from '../../../src/mirror/auth/htpasswd-file.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { captureLogs } from '../../helpers/log-capture.js';
 import { makeTempDir, useCleanup } from '../../helpers/tmp.js';
+import { runCliToEnd } from '../../helpers/cli-process.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
 
-/** Runs the CLI from source, as `mirrorgate ARGS`, with `input` on stdin (a pipe, so never a terminal). */
-function cli(args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MIRRORGATE_CONFIG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const cli = runCliToEnd;
 
 /** In-process: stdin is a pipe carrying `input`. */
 function io(input: string): HtpasswdIo {

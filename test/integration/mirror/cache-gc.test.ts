@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentOnDisk, tagsOnDisk } from '../../helpers/cache-disk.js';
 import { startDockerRegistry } from '../../helpers/docker-registry.js';
@@ -10,8 +8,8 @@ import { pushImage, sha256, type PushedImage } from '../../helpers/images.js';
 import { startMirror } from '../../helpers/mirror.js';
 import { skopeoCopy } from '../../helpers/skopeo.js';
 import { Cleanup, makeTempDir, type TempDir } from '../../helpers/tmp.js';
+import { runCliToEnd } from '../../helpers/cli-process.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const cleanup = new Cleanup();
 let hub: HubFront;
 const images: PushedImage[] = [];
@@ -26,17 +24,7 @@ beforeAll(async () => {
 
 afterAll(() => cleanup.run());
 
-function gc(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'gc', ...args], { cwd: ROOT, env: { ...process.env, MIRRORGATE_CONFIG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const gc = (args: string[]) => runCliToEnd(['gc', ...args]);
 
 const HOUR = 3_600_000;
 
