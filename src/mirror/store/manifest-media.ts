@@ -76,3 +76,13 @@ export function accepts(accept: string[], mediaType: string): boolean {
   if (accept.length === 0) return true;
   return accept.some((a) => a === mediaType || a === '*/*' || a === 'application/*');
 }
+
+/** What a manifest points at, split by what holds it: blobs (config, layers) and child manifests (an index). */
+export function manifestReferences(doc: ParsedManifest): { blobs: string[]; manifests: string[] } {
+  const blobs: string[] = [];
+  const manifests: string[] = [];
+  if (typeof doc.config?.digest === 'string') blobs.push(doc.config.digest);
+  for (const l of Array.isArray(doc.layers) ? doc.layers : []) if (typeof l?.digest === 'string') blobs.push(l.digest);
+  for (const m of Array.isArray(doc.manifests) ? doc.manifests : []) if (typeof m?.digest === 'string') manifests.push(m.digest);
+  return { blobs, manifests };
+}

@@ -3,16 +3,22 @@ import { EventEmitter, once } from 'node:events';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { MirrorgateError, fail } from '../../common/errors.js';
-import { parseDigest } from '../../reference/grammar.js';
-import type { BlobInfo, BlobWriter } from './types.js';
+import { MirrorgateError, fail } from '../../../common/errors.js';
+import { parseDigest } from '../../../reference/grammar.js';
+import type { ContentWriter, PartialReader } from '../content-store.js';
+import type { BlobInfo } from '../types.js';
+
+/** Temp files of content writes: `<kind>-<epoch ms>-<random>.part` in the storage's tmp directory. */
+export const WRITE_SUFFIX = '.part';
+const HASH_CHUNK = 1 << 20;
 
 /**
- * Writes a blob to a temp file, hashing as it goes; `commit` verifies size and digest and renames it into
- * place. Emits `progress` after each chunk reaches the file, so readers can follow the temp file while the
- * write is still going (see BlobFetch).
+ * Writes content to a temp file, hashing as it goes; `commit` verifies size and digest, syncs, and renames
+ * it into place. Emits `progress` after each chunk reaches the file, so readers can follow the temp file
+ * while the write is still going (see BlobFetch).
  */
-export class FsBlobWriter extends EventEmitter implements BlobWriter {
+export class FsContentWriter extends EventEmitter implements ContentWriter {
+  readonly id: string;
   readonly tempPath: string;
   readonly stream: Writable;
   private fh: FileHandle | undefined;
@@ -27,12 +33,18 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
   private settled: 'committed' | 'cancelled' | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(tempPath: string, fh: FileHandle, algorithm: string, private readonly finalPathOf: (digest: string) => string) {
+  /** Where a commit puts the file; set just before the rename. */
+  private target: string | undefined;
+
+  private constructor(tempPath: string, fh: FileHandle, hash: Hash, algorithm: string, written: number, private readonly finalPathOf: (digest: string) => string) {
     super();
+    this.id = path.basename(tempPath, WRITE_SUFFIX);
     this.tempPath = tempPath;
     this.fh = fh;
     this.algorithm = algorithm;
-    this.hash = createHash(algorithm);
+    this.hash = hash;
+    this.bytes = written;
+    this.reserved = written;
     this.stream = new Writable({
       highWaterMark: 1 << 20,
       write: (chunk: Buffer, _enc, cb) => {
@@ -44,20 +56,70 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
     });
   }
 
-  static async create(tmpDir: string, finalPathOf: (digest: string) => string, algorithm = 'sha256'): Promise<FsBlobWriter> {
+  static async create(tmpDir: string, prefix: string, finalPathOf: (digest: string) => string, algorithm: string): Promise<FsContentWriter> {
     await mkdir(tmpDir, { recursive: true });
-    const tempPath = path.join(tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}.part`);
+    const tempPath = path.join(tmpDir, `${prefix}-${Date.now()}-${randomBytes(8).toString('hex')}${WRITE_SUFFIX}`);
+    const hash = createHash(algorithm);
     const fh = await open(tempPath, 'wx');
-    return new FsBlobWriter(tempPath, fh, algorithm, finalPathOf);
+    return new FsContentWriter(tempPath, fh, hash, algorithm, 0, finalPathOf);
+  }
+
+  /** Opens an existing temp file again, hashing what it holds; undefined when it is gone. */
+  static async resume(tempPath: string, finalPathOf: (digest: string) => string, algorithm: string): Promise<FsContentWriter | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(tempPath, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const hash = createHash(algorithm);
+      const buf = Buffer.allocUnsafe(HASH_CHUNK);
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, HASH_CHUNK, size);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+      return new FsContentWriter(tempPath, fh, hash, algorithm, size, finalPathOf);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
   }
 
   get written(): number {
     return this.bytes;
   }
 
-  /** Bytes handed to writes so far, including those still in flight. */
   get reservedBytes(): number {
     return this.reserved;
+  }
+
+  /**
+   * A read handle on the write: the temp file while it runs, the committed file after (an open handle keeps
+   * reading the same bytes across the rename, and after a delete).
+   */
+  async openReader(): Promise<PartialReader> {
+    const first = this.settled === 'committed' ? this.target! : this.tempPath;
+    let fh: FileHandle;
+    try {
+      fh = await open(first, 'r');
+    } catch (err) {
+      // Renamed between the check and the open: it is committed now.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.target || first === this.target) throw err;
+      fh = await open(this.target, 'r');
+    }
+    return {
+      async read(position, length) {
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await fh.read(buf, 0, length, position);
+        return bytesRead === length ? buf : buf.subarray(0, bytesRead);
+      },
+      close: () => fh.close().catch(() => undefined),
+    };
   }
 
   /**
@@ -126,9 +188,10 @@ export class FsBlobWriter extends EventEmitter implements BlobWriter {
       await this.close();
       const finalPath = this.finalPathOf(expected.digest);
       await mkdir(path.dirname(finalPath), { recursive: true });
+      this.target = finalPath;
       await rename(this.tempPath, finalPath);
       this.settled = 'committed';
-      this.emit('committed', finalPath);
+      this.emit('committed');
       return { digest: expected.digest, size: this.bytes };
     } catch (err) {
       await this.cancel();

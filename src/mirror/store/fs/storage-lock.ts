@@ -1,33 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, utimes, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import path from 'node:path';
-import { MirrorgateError } from '../../common/errors.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
-import type { StorageLayout } from '../store/layout.js';
+import { MirrorgateError } from '../../../common/errors.js';
+import { writeFileAtomic } from './atomic-file.js';
+import type { StorageClaim, StorageHolder, StorageOwner } from '../storage.js';
+import type { StorageLayout } from './layout.js';
 
-export type LockOwner = 'mirror' | 'gc';
-
-interface LockFile {
-  owner: LockOwner;
-  pid: number;
-  hostname: string;
+interface LockFile extends StorageHolder {
   token: string;
-  since: number;
 }
 
 /** A holder on another host refreshes the lock's mtime at least this often; older means it is gone. */
 export const LOCK_HEARTBEAT_MS = 30_000;
 const LOCK_STALE_MS = 4 * LOCK_HEARTBEAT_MS;
 
-export function lockPath(layout: StorageLayout): string {
-  return path.join(layout.root, 'state', 'lock');
-}
-
-export interface StorageLock {
-  heartbeat(): Promise<void>;
-  release(): Promise<void>;
-}
 
 function processAlive(pid: number): boolean {
   try {
@@ -40,7 +26,7 @@ function processAlive(pid: number): boolean {
 
 /** The current holder, when one is alive (same host: its pid runs; another host: the lock is fresh). */
 export async function currentHolder(layout: StorageLayout): Promise<LockFile | undefined> {
-  const file = lockPath(layout);
+  const file = layout.lockPath;
   let lock: LockFile;
   let mtime: number;
   try {
@@ -58,7 +44,7 @@ export async function currentHolder(layout: StorageLayout): Promise<LockFile | u
  * directory; `gc` refuses while a mirror or another gc holds it (unless forced). A crashed holder's lock
  * is ignored: on the same host its pid is gone, elsewhere its heartbeat stops.
  */
-export async function acquireStorageLock(layout: StorageLayout, owner: LockOwner, opts: { force?: boolean } = {}): Promise<StorageLock> {
+export async function acquireStorageLock(layout: StorageLayout, owner: StorageOwner, opts: { force?: boolean } = {}): Promise<StorageClaim> {
   const holder = await currentHolder(layout);
   if (holder && !opts.force && (owner === 'gc' || holder.owner === 'gc') && !(holder.pid === process.pid && holder.hostname === hostname())) {
     throw new MirrorgateError(
@@ -68,7 +54,7 @@ export async function acquireStorageLock(layout: StorageLayout, owner: LockOwner
   }
   const token = randomBytes(8).toString('hex');
   const doc: LockFile = { owner, pid: process.pid, hostname: hostname(), token, since: Date.now() };
-  const file = lockPath(layout);
+  const file = layout.lockPath;
   await writeFileAtomic(file, JSON.stringify(doc), layout.tmpDir);
   const mine = async (): Promise<boolean> => {
     try {

@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { access, constants, mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Clock } from '../../../common/clock.js';
+import { MirrorgateError } from '../../../common/errors.js';
+import type { Storage, StorageClaim, StorageHolder, StorageOwner } from '../storage.js';
+import { FsContentStore } from './fs-content-store.js';
+import { FsMetadataStore } from './fs-metadata-store.js';
+import { StorageLayout } from './layout.js';
+import { acquireStorageLock, currentHolder } from './storage-lock.js';
+import { sweepTempFiles } from './sweep.js';
+
+/** The embedded default: everything under one directory (see StorageLayout for what goes where). */
+export class FsStorage implements Storage {
+  readonly layout: StorageLayout;
+  readonly blobs: FsContentStore;
+  readonly manifests: FsContentStore;
+  readonly metadata: FsMetadataStore;
+
+  constructor(root: string, clock: Clock) {
+    this.layout = new StorageLayout(root);
+    this.blobs = new FsContentStore(this.layout, 'blobs');
+    this.manifests = new FsContentStore(this.layout, 'manifests');
+    this.metadata = new FsMetadataStore(this.layout, clock);
+  }
+
+  get description(): string {
+    return this.layout.root;
+  }
+
+  async prepare(): Promise<{ swept: number }> {
+    const root = this.layout.root;
+    try {
+      await mkdir(root, { recursive: true });
+      await access(root, constants.W_OK | constants.R_OK);
+      const probe = path.join(root, `.write-probe-${randomBytes(4).toString('hex')}`);
+      await writeFile(probe, 'ok');
+      await rm(probe, { force: true });
+    } catch (err) {
+      throw new MirrorgateError('CONFIG_INVALID', `storage directory ${root} is not usable: ${(err as Error).message}`, { cause: err });
+    }
+    const uploads = new Set((await this.metadata.listUploads()).map((u) => u.writeId));
+    return { swept: await sweepTempFiles(this.layout.tmpDir, uploads) };
+  }
+
+  async freeSpace(): Promise<number | undefined> {
+    const fs = await statfs(this.layout.root);
+    return fs.bavail * fs.bsize;
+  }
+
+  claim(owner: StorageOwner, opts: { force?: boolean } = {}): Promise<StorageClaim> {
+    return acquireStorageLock(this.layout, owner, opts);
+  }
+
+  holder(): Promise<StorageHolder | undefined> {
+    return currentHolder(this.layout);
+  }
+}

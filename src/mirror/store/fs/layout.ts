@@ -1,0 +1,124 @@
+import path from 'node:path';
+import { fail } from '../../../common/errors.js';
+import { isValidTag, parseDigest } from '../../../reference/grammar.js';
+import type { LinkKind } from '../metadata-store.js';
+import type { RepositoryRef } from '../types.js';
+
+/** The content stores' directories under the storage root. */
+export type ContentKind = 'blobs' | 'manifests';
+
+/**
+ * Where things live under the storage root. Every path is derived from validated names and digests only,
+ * so nothing a client sends can point outside the root.
+ *
+ *   blobs/<alg>/<hex[0:2]>/<hex>                       blob content (layers, configs)
+ *   manifests/<alg>/<hex[0:2]>/<hex>                   manifest bytes, exactly as served upstream
+ *   repositories/<upstream>/<path>/_tags/<tag>.json    tag records
+ *   repositories/<upstream>/<path>/_manifests/<alg>/<hex>   this repository holds that manifest
+ *   repositories/<upstream>/<path>/_blobs/<alg>/<hex>       this repository holds that blob
+ *   repositories/<upstream>/<path>/_referrers/<alg>/<subject-hex>/<hex>.json   referrer descriptors
+ *   state/access.json, state/lock, state/uploads/<id>.json  access times, the storage claim, upload sessions
+ *   tmp/                                                writes in progress (swept at start-up)
+ */
+export class StorageLayout {
+  readonly root: string;
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  get tmpDir(): string {
+    return path.join(this.root, 'tmp');
+  }
+
+  get repositoriesDir(): string {
+    return path.join(this.root, 'repositories');
+  }
+
+  get stateDir(): string {
+    return path.join(this.root, 'state');
+  }
+
+  get accessIndexPath(): string {
+    return path.join(this.stateDir, 'access.json');
+  }
+
+  get lockPath(): string {
+    return path.join(this.stateDir, 'lock');
+  }
+
+  uploadPath(id: string): string {
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw fail('BLOB_UPLOAD_UNKNOWN', 'invalid upload id');
+    return path.join(this.stateDir, 'uploads', `${id}.json`);
+  }
+
+  get uploadsDir(): string {
+    return path.join(this.stateDir, 'uploads');
+  }
+
+  contentDir(kind: ContentKind): string {
+    return path.join(this.root, kind);
+  }
+
+  contentPath(kind: ContentKind, digest: string): string {
+    const d = digestParts(digest);
+    return path.join(this.root, kind, d.algorithm, d.hex.slice(0, 2), d.hex);
+  }
+
+  blobPath(digest: string): string {
+    return this.contentPath('blobs', digest);
+  }
+
+  manifestPath(digest: string): string {
+    return this.contentPath('manifests', digest);
+  }
+
+  repositoryDir(repo: RepositoryRef): string {
+    // Upstream keys and repository paths were validated against the reference grammar: no "..", no "/"
+    // at the start, no percent-encoding. Check again here because this is where a path is built.
+    if (!/^[a-z0-9.:[\]-]+$/.test(repo.upstream) || repo.upstream.startsWith('.') || repo.path.split('/').some((c) => !/^[a-z0-9]/.test(c))) {
+      throw fail('NAME_INVALID', `invalid repository ${repo.upstream}/${repo.path}`);
+    }
+    return path.join(this.repositoriesDir, repo.upstream.replace(/:/g, '_'), ...repo.path.split('/'));
+  }
+
+  tagsDir(repo: RepositoryRef): string {
+    return path.join(this.repositoryDir(repo), '_tags');
+  }
+
+  tagPath(repo: RepositoryRef, tag: string): string {
+    if (!isValidTag(tag)) throw fail('TAG_INVALID', `invalid tag ${JSON.stringify(tag.slice(0, 200))}`);
+    return path.join(this.tagsDir(repo), `${tag}.json`);
+  }
+
+  linksDir(repo: RepositoryRef, kind: LinkKind): string {
+    return path.join(this.repositoryDir(repo), kind === 'manifest' ? '_manifests' : '_blobs');
+  }
+
+  linkPath(repo: RepositoryRef, kind: LinkKind, digest: string): string {
+    const d = digestParts(digest);
+    return path.join(this.linksDir(repo, kind), d.algorithm, d.hex);
+  }
+
+  manifestLinkPath(repo: RepositoryRef, digest: string): string {
+    return this.linkPath(repo, 'manifest', digest);
+  }
+
+  referrersRoot(repo: RepositoryRef): string {
+    return path.join(this.repositoryDir(repo), '_referrers');
+  }
+
+  referrersDir(repo: RepositoryRef, subject: string): string {
+    const d = digestParts(subject);
+    return path.join(this.referrersRoot(repo), d.algorithm, d.hex);
+  }
+
+  referrerPath(repo: RepositoryRef, subject: string, digest: string): string {
+    return path.join(this.referrersDir(repo, subject), `${digestParts(digest).hex}.json`);
+  }
+}
+
+function digestParts(digest: string): { algorithm: string; hex: string } {
+  const d = parseDigest(digest);
+  if (!d) throw fail('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}`);
+  return d;
+}
