@@ -15,7 +15,8 @@ import { AccessTracker } from '../src/mirror/cache/access-tracker.js';
 import { Collector } from '../src/mirror/cache/collector.js';
 import { scanInventory } from '../src/mirror/cache/inventory.js';
 import { planPass } from '../src/mirror/cache/plan.js';
-import { StorageLayout } from '../src/mirror/store/layout.js';
+import { FsStorage } from '../src/mirror/store/fs/fs-storage.js';
+import type { StorageLayout } from '../src/mirror/store/fs/layout.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -78,21 +79,23 @@ function mem(): { heapMiB: number; rssMiB: number } {
 
 async function main(): Promise<void> {
   const root = await mkdtemp(path.join(tmpdir(), 'mirrorgate-bench-eviction-'));
-  const layout = new StorageLayout(root);
   const clock = new ManualClock();
+  const storage = new FsStorage(root, clock);
+  // Built straight on the filesystem layout (a real pass would take far longer to fill it through writers).
+  const layout = storage.layout;
   const logger = silentLogger();
   try {
     const t0 = performance.now();
-    const built = await build(layout, new AccessTracker(layout, { clock, logger }), clock);
+    const built = await build(layout, new AccessTracker(storage.metadata, { clock, logger }), clock);
     const buildMs = performance.now() - t0;
 
     const run = async (maxSize: number | undefined, dryRun: boolean) => {
       // A fresh tracker, as after a restart: the index is read from disk.
-      const access = new AccessTracker(layout, { clock, logger });
+      const access = new AccessTracker(storage.metadata, { clock, logger });
       await access.load();
       const collector = new Collector(
         { maxSize, highWater: 0.9, lowWater: 0.8, unreferencedGrace: 600_000, staleTempAge: 3_600_000, policies: [] },
-        { layout, clock, logger, access },
+        { storage, holder: 'bench', clock, logger, access },
       );
       globalThis.gc?.();
       const before = mem();
@@ -107,10 +110,10 @@ async function main(): Promise<void> {
       return { ms: Math.round(ms), heapBeforeMiB: before.heapMiB, peakHeapMiB: +peakHeap.toFixed(1), rssMiB: mem().rssMiB, evicted: r.plan.evict.length, contentDeleted: r.applied ? r.applied.deleted.blob + r.applied.deleted.manifest : r.plan.content.length, sizeBefore: r.plan.sizeBefore, sizeAfter: r.sizeAfter };
     };
     // The two halves of a pass on their own: the walk of the directory, and the decision in memory.
-    const access = new AccessTracker(layout, { clock, logger });
+    const access = new AccessTracker(storage.metadata, { clock, logger });
     await access.load();
     let t = performance.now();
-    const inventory = await scanInventory(layout);
+    const inventory = await scanInventory(storage);
     const scanMs = Math.round(performance.now() - t);
     t = performance.now();
     const plan = planPass({ inventory, now: clock.now(), lastAccess: (k) => access.lastAccess(k), policies: [], maxSize: Math.floor(built.bytes / 2), highWater: 0.9, lowWater: 0.8, unreferencedGrace: 600_000 });

@@ -60,7 +60,7 @@ export function registerServeCommand(program: Command): void {
         health: { reachable: () => true },
       });
       process.stderr.write(
-        `mirrorgate serve: mirror on ${mirrorAddress.url} (storage ${mirror.layout.root}), webhook on https://127.0.0.1:${webhook.port}/mutate (CA ${path.resolve(opts.certs, 'ca.crt')}); rewriting to ${config.webhook.mirrorHost}\n`,
+        `mirrorgate serve: mirror on ${mirrorAddress.url} (storage ${mirror.storage.description}), webhook on https://127.0.0.1:${webhook.port}/mutate (CA ${path.resolve(opts.certs, 'ca.crt')}); rewriting to ${config.webhook.mirrorHost}\n`,
       );
       const shutdown = (signal: string): void => {
         logger.info({ signal }, 'shutting down: finishing in-flight requests');

@@ -53,7 +53,7 @@ export function registerMirrorCommand(program: Command): void {
       const logger = createLogger({ level: config.log.level });
       const server = new MirrorServer(config, { logger });
       const { url } = await server.start();
-      process.stderr.write(`mirrorgate mirror listening on ${url} (storage ${server.layout.root}); mirroring ${server.upstreams.hosts.map((h) => `${h} -> ${config.upstreams[h]?.url ?? '?'}`).join(', ')}\n`);
+      process.stderr.write(`mirrorgate mirror listening on ${url} (storage ${server.storage.description}); mirroring ${server.upstreams.hosts.map((h) => `${h} -> ${config.upstreams[h]?.url ?? '?'}`).join(', ')}\n`);
       const shutdown = (signal: string): void => {
         logger.info({ signal }, 'shutting down: finishing in-flight requests');
         server.stop().then(

@@ -1,29 +1,27 @@
-import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
-import { MirrorgateError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { formatListen, parseListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
 import type { PasswordVerifier } from './auth/authenticator.js';
 import { createMirrorAuth, type MirrorAuth } from './auth/create-auth.js';
+import { AccessTracker } from './cache/access-tracker.js';
 import { CacheManager } from './cache/cache-manager.js';
 import { createMirrorApp } from './http/app.js';
 import { requestGuard } from './http/guard.js';
 import { createHttpServer } from './http/http-server.js';
 import { Semaphore } from './limits/semaphore.js';
+import { LocalBlobStore } from './local/local-blob-store.js';
+import { LocalManifestStore } from './local/local-manifest-store.js';
 import { MirrorMetrics } from './metrics.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
-import { FsBlobStore } from './store/fs-blob-store.js';
-import { FsManifestStore } from './store/fs-manifest-store.js';
-import { StorageLayout } from './store/layout.js';
+import { RepositoryRouter } from './repository/router.js';
+import { createStorage } from './store/create-storage.js';
+import type { Storage } from './store/storage.js';
 import { StorageFullState } from './store/storage-full.js';
-import { sweepTempFiles } from './store/sweep.js';
 import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
 
@@ -34,55 +32,63 @@ export interface MirrorServerDeps {
   metrics?: MirrorMetrics;
   /** Checks a password against a bcrypt hash (default bcryptjs); tests pass a counting one. */
   passwordVerifier?: PasswordVerifier;
+  /** The storage to serve from (default: the one the configuration names). */
+  storage?: Storage;
 }
 
 /**
  * The mirror process: storage checked and swept, the HTTP(S) server listening, and a graceful stop that
- * lets in-flight requests finish.
+ * lets in-flight requests finish. Built bottom-up: storage, the local stores, the caching stores wrapping
+ * them, the router, the cache lifecycle over the same storage.
  */
 export class MirrorServer {
-  readonly layout: StorageLayout;
+  readonly storage: Storage;
   readonly metrics: MirrorMetrics;
   readonly upstreams: Upstreams;
   readonly blobs: ProxyBlobStore;
   readonly manifests: ProxyManifestStore;
-  readonly local: { blobs: FsBlobStore; manifests: FsManifestStore };
+  readonly local: { blobs: LocalBlobStore; manifests: LocalManifestStore };
+  readonly router: RepositoryRouter;
   private server: http.Server | https.Server | undefined;
   private ready = false;
   private stopping = false;
   /** Undefined when no htpasswd file is configured. */
   readonly auth: MirrorAuth | undefined;
-  readonly fetchGate: Semaphore;
   /** Cache lifecycle: access tracking, eviction, retention, garbage collection (docs/cache.md). */
   readonly cache: CacheManager;
   private tls: TlsFiles | undefined;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
     const clock = deps.clock ?? systemClock;
+    const logger = deps.logger;
     this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true });
-    this.layout = new StorageLayout(config.mirror.storage.path);
+    this.storage = deps.storage ?? createStorage(config.mirror, clock);
     const limits = config.mirror.limits;
-    this.fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
-    this.upstreams = new Upstreams(config, { logger: deps.logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate: this.fetchGate });
-    this.auth = createMirrorAuth(config.mirror.auth, { logger: deps.logger, clock, watchIntervalMs: config.mirror.watchInterval, verify: deps.passwordVerifier });
-    this.cache = new CacheManager(config.mirror, {
-      layout: this.layout,
-      clock,
-      logger: deps.logger,
-      registry: this.metrics.registry,
-      inflight: { isFetching: (d) => this.blobs.isFetching(d), isWritingTemp: (f) => this.blobs.isWritingTemp(f) },
-      onRemoved: (keys) => this.local.manifests.forget(keys),
-    });
-    this.local = { blobs: new FsBlobStore(this.layout, this.cache.tracker), manifests: new FsManifestStore(this.layout, this.cache.tracker) };
+    const fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
+    this.upstreams = new Upstreams(config, { logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate });
+    this.auth = createMirrorAuth(config.mirror.auth, { logger, clock, watchIntervalMs: config.mirror.watchInterval, verify: deps.passwordVerifier });
+    const tracker = new AccessTracker(this.storage.metadata, { clock, logger });
+    this.local = { blobs: new LocalBlobStore(this.storage, tracker), manifests: new LocalManifestStore(this.storage, tracker) };
     this.blobs = new ProxyBlobStore({
       local: this.local.blobs,
-      layout: this.layout,
+      metadata: this.storage.metadata,
       upstreams: this.upstreams,
-      logger: deps.logger,
+      logger,
       metrics: this.metrics,
       storageFull: new StorageFullState(clock),
     });
-    this.manifests = new ProxyManifestStore({ local: this.local.manifests, upstreams: this.upstreams, clock, logger: deps.logger, metrics: this.metrics });
+    this.manifests = new ProxyManifestStore({ local: this.local.manifests, upstreams: this.upstreams, clock, logger, metrics: this.metrics });
+    this.router = new RepositoryRouter({ upstreams: this.upstreams, blobs: this.blobs, manifests: this.manifests, local: this.local.manifests, metadata: this.storage.metadata, logger });
+    const localManifests = this.local.manifests;
+    this.cache = new CacheManager(config.mirror, {
+      storage: this.storage,
+      tracker,
+      clock,
+      logger,
+      registry: this.metrics.registry,
+      inflight: this.blobs,
+      onRemoved: (keys) => localManifests.forget(keys),
+    });
   }
 
   /** Checks storage, sweeps crash leftovers, listens. Resolves with the bound address. */
@@ -99,11 +105,7 @@ export class MirrorServer {
 
   private async listenAndServe(): Promise<{ url: string; host: string; port: number }> {
     const app = createMirrorApp({
-      upstreams: this.upstreams,
-      blobs: this.blobs,
-      manifests: this.manifests,
-      local: this.local.manifests,
-      layout: this.layout,
+      router: this.router,
       logger: this.deps.logger,
       metrics: this.metrics,
       isReady: () => this.ready,
@@ -134,7 +136,7 @@ export class MirrorServer {
         listen: formatListen({ host: addr.address, port: addr.port }),
         tls: Boolean(tls),
         auth: this.auth ? (this.config.mirror.auth.anonymousRead ? 'htpasswd, anonymous read' : 'htpasswd') : 'none',
-        storage: this.layout.root,
+        storage: this.storage.description,
         upstreams: Object.fromEntries(Object.entries(this.config.upstreams).map(([h, u]) => [h, u.url])),
       },
       `mirror listening on ${url}, mirroring ${this.upstreams.hosts.join(', ')}`,
@@ -143,17 +145,7 @@ export class MirrorServer {
   }
 
   private async prepareStorage(): Promise<void> {
-    const root = this.layout.root;
-    try {
-      await mkdir(root, { recursive: true });
-      await access(root, constants.W_OK | constants.R_OK);
-      const probe = path.join(root, `.write-probe-${randomBytes(4).toString('hex')}`);
-      await writeFile(probe, 'ok');
-      await rm(probe, { force: true });
-    } catch (err) {
-      throw new MirrorgateError('CONFIG_INVALID', `storage directory ${root} is not usable: ${(err as Error).message}`, { cause: err });
-    }
-    const swept = await sweepTempFiles(this.layout.tmpDir);
+    const { swept } = await this.storage.prepare();
     if (swept > 0) this.deps.logger.warn({ swept }, 'removed temp files left by an earlier run');
   }
 

@@ -1,6 +1,3 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
@@ -9,6 +6,7 @@ import { pushBigBlob, type BlobRef } from '../helpers/images.js';
 import { startMirrorCli, type CliProcess } from '../helpers/cli-process.js';
 import { Cleanup, freePort, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { fetchAndClassify, Tally } from './outcomes.js';
+import { checkContentFiles, tempFiles } from '../helpers/cache-disk.js';
 
 /**
  * `kill -9` of the mirror process at random moments of cold downloads (while bytes stream, and around the
@@ -39,14 +37,7 @@ function startCli(port: number): Promise<CliProcess> {
 
 /** Every blob file holds exactly the bytes its name says. */
 function assertStorageConsistent(): void {
-  const blobs = path.join(storage.path, 'blobs', 'sha256');
-  if (!existsSync(blobs)) return;
-  for (const prefix of readdirSync(blobs)) {
-    for (const hex of readdirSync(path.join(blobs, prefix))) {
-      const actual = createHash('sha256').update(readFileSync(path.join(blobs, prefix, hex))).digest('hex');
-      expect(actual, `blob file ${hex}`).toBe(hex);
-    }
-  }
+  expect(checkContentFiles(storage.path).wrong).toEqual([]);
 }
 
 describe('kill -9 during cold downloads', () => {
@@ -69,7 +60,7 @@ describe('kill -9 during cold downloads', () => {
       assertStorageConsistent();
 
       mirror = await startCli(port);
-      expect(readdirSync(path.join(storage.path, 'tmp'))).toEqual([]);
+      expect(tempFiles(storage.path)).toEqual([]);
       const after = await fetchAndClassify(url, blob.digest, blob.size);
       tally.add('kill -9 during a cold download, then restart (next pull)', after);
       expect(after).toBe('verified');

@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
@@ -11,6 +10,7 @@ import { startMirrorCli } from '../helpers/cli-process.js';
 import { Cleanup, freePort, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { fetchAndClassify, Tally, type Outcome } from './outcomes.js';
 import { rng } from '../helpers/rng.js';
+import { checkContentFiles } from '../helpers/cache-disk.js';
 
 /**
  * A bounded soak: several clients pull a mix of warm and cold blobs for SOAK_SECONDS while the upstream
@@ -100,14 +100,8 @@ describe('soak', () => {
     expect(tally.total('verified')).toBeGreaterThan(100);
 
     // Every blob in the cache is exactly what its name says.
-    const blobs = path.join(storage.path, 'blobs', 'sha256');
-    let checked = 0;
-    for (const prefix of readdirSync(blobs)) {
-      for (const hex of readdirSync(path.join(blobs, prefix))) {
-        expect(createHash('sha256').update(readFileSync(path.join(blobs, prefix, hex))).digest('hex')).toBe(hex);
-        checked++;
-      }
-    }
+    const { checked, wrong } = checkContentFiles(storage.path);
+    expect(wrong).toEqual([]);
     expect(checked).toBeGreaterThan(10);
     expect(readdirSync(path.join(storage.path, 'tmp'))).toEqual([]);
 

@@ -1,9 +1,6 @@
-import { mkdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/logger.js';
-import { writeFileAtomic } from '../store/atomic-file.js';
-import type { StorageLayout } from '../store/layout.js';
+import type { MetadataStore } from '../store/metadata-store.js';
 import type { RepositoryRef } from '../store/types.js';
 import { accessKey } from './access-keys.js';
 
@@ -22,20 +19,10 @@ export interface AccessWatch {
   end(): void;
 }
 
-interface IndexFile {
-  version: 1;
-  /** key -> epoch ms of the last access */
-  entries: Record<string, number>;
-}
-
-export function accessIndexPath(layout: StorageLayout): string {
-  return path.join(layout.root, 'state', 'access.json');
-}
-
 /**
- * Last access times of blobs, manifests and tags. A read costs one map write; the map is written to
- * `state/access.json` in one atomic write every `flushIntervalMs` (when something changed) and at stop.
- * Keys it has never seen fall back to the file's mtime (see the collector).
+ * Last access times of blobs, manifests and tags. A read costs one map write; the map is saved to the
+ * metadata store every `flushIntervalMs` (when something changed) and at stop. Keys it has never seen fall
+ * back to when the content was stored (see the collector).
  */
 export class AccessTracker implements AccessRecorder {
   private readonly times = new Map<string, number>();
@@ -44,16 +31,18 @@ export class AccessTracker implements AccessRecorder {
   private flushing: Promise<void> | undefined;
   private readonly watches = new Set<Set<string>>();
   private readonly storedListeners = new Set<(kind: 'blob' | 'manifest', size: number) => void>();
+  /** Keys dropped since the last save, to drop from the saved times too. */
+  private forgotten = new Set<string>();
 
   constructor(
-    private readonly layout: StorageLayout,
+    private readonly metadata: Pick<MetadataStore, 'loadAccessTimes' | 'saveAccessTimes'>,
     private readonly deps: { clock: Clock; logger: Logger },
   ) {}
 
-  /** Reads the index written by an earlier run (missing or unreadable: start empty). */
+  /** Reads the times saved by an earlier run (none saved: start empty). */
   async load(): Promise<void> {
     this.times.clear();
-    for (const [k, v] of Object.entries(await readAccessIndex(this.layout))) this.times.set(k, v);
+    for (const [k, v] of await this.metadata.loadAccessTimes()) this.times.set(k, v);
   }
 
   startFlushing(intervalMs: number): void {
@@ -96,7 +85,10 @@ export class AccessTracker implements AccessRecorder {
 
   /** Drops evicted keys so the index does not grow with content that is gone. */
   forget(keys: Iterable<string>): void {
-    for (const k of keys) if (this.times.delete(k)) this.dirty = true;
+    for (const k of keys) {
+      if (this.times.delete(k)) this.dirty = true;
+      this.forgotten.add(k);
+    }
   }
 
   watch(): AccessWatch {
@@ -114,16 +106,14 @@ export class AccessTracker implements AccessRecorder {
     while (this.flushing) await this.flushing;
     if (!this.dirty) return;
     this.dirty = false;
-    const doc: IndexFile = { version: 1, entries: Object.fromEntries(this.times) };
-    this.flushing = (async () => {
-      const file = accessIndexPath(this.layout);
-      await mkdir(path.dirname(file), { recursive: true });
-      await writeFileAtomic(file, JSON.stringify(doc), this.layout.tmpDir);
-    })();
+    const forgotten = this.forgotten;
+    this.forgotten = new Set();
+    this.flushing = this.metadata.saveAccessTimes(new Map(this.times), forgotten);
     try {
       await this.flushing;
     } catch (err) {
       this.dirty = true;
+      for (const k of forgotten) this.forgotten.add(k);
       throw err;
     } finally {
       this.flushing = undefined;
@@ -135,15 +125,4 @@ export class AccessTracker implements AccessRecorder {
     this.dirty = true;
     for (const w of this.watches) w.add(key);
   }
-}
-
-/** The access index on disk: key -> epoch ms. Empty when missing or unreadable. */
-export async function readAccessIndex(layout: StorageLayout): Promise<Record<string, number>> {
-  try {
-    const doc = JSON.parse(await readFile(accessIndexPath(layout), 'utf8')) as Partial<IndexFile>;
-    if (doc && doc.version === 1 && typeof doc.entries === 'object' && doc.entries) return doc.entries;
-  } catch {
-    // Missing, or torn by a crash of an older version: times fall back to file mtimes.
-  }
-  return {};
 }

@@ -1,7 +1,6 @@
-import { readdir, readFile, rmdir, unlink } from 'node:fs/promises';
-import path from 'node:path';
-import type { StorageLayout } from '../store/layout.js';
-import { parseManifest, referencedDigests } from '../store/manifest-media.js';
+import { MANIFEST_MAX_BYTES, parseManifest, referencedDigests } from '../store/manifest-media.js';
+import { readSmallContent } from '../store/small-content.js';
+import type { Storage } from '../store/storage.js';
 import { accessKey } from './access-keys.js';
 import type { Inventory } from './inventory.js';
 import type { EvictionReason, Plan, Root } from './plan.js';
@@ -29,40 +28,31 @@ export interface Applied {
 
 const REASONS: EvictionReason[] = ['retention', 'size', 'free_space', 'unreferenced'];
 
-async function unlinkIfPresent(file: string): Promise<boolean> {
-  try {
-    await unlink(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
-/** Every digest a manifest needs, read from disk (it may have arrived after the scan). */
-async function closureFromDisk(layout: StorageLayout, inv: Inventory, digest: string, out: Set<string>): Promise<void> {
+/** Every digest a manifest needs, read from storage (it may have arrived after the scan). */
+async function closureOf(storage: Pick<Storage, 'manifests'>, inv: Inventory, digest: string, out: Set<string>): Promise<void> {
   if (out.has(digest)) return;
   out.add(digest);
   let refs = inv.manifests.get(digest)?.refs;
   if (!refs) {
-    const bytes = await readFile(layout.manifestPath(digest)).catch(() => undefined);
+    const bytes = await readSmallContent(storage.manifests, digest, MANIFEST_MAX_BYTES).catch(() => undefined);
     const doc = bytes && parseManifest(bytes);
     refs = doc ? referencedDigests(doc) : [];
   }
-  for (const r of refs) if (typeof r === 'string') await closureFromDisk(layout, inv, r, out);
+  for (const r of refs) if (typeof r === 'string') await closureOf(storage, inv, r, out);
 }
 
 /**
- * Carries out a plan: tag records first, then manifest links and referrer descriptors, then manifests,
- * then blobs, so a reader never finds a tag whose content is already gone. Whatever was used during the
- * pass, and whatever a download is writing, is spared with everything it needs. Readers that already
- * opened a file keep reading it: unlinking does not take the bytes from an open file.
+ * Carries out a plan: tag records first, then links and referrer records, then manifests, then blobs, so
+ * a reader never finds a tag whose content is already gone. Whatever was used during the pass, and
+ * whatever a download is writing, is spared with everything it needs. Readers that already opened an item
+ * keep reading it: a delete does not take the bytes from a reader.
  */
-export async function applyPlan(layout: StorageLayout, inv: Inventory, plan: Plan, guard: ApplyGuard): Promise<Applied> {
+export async function applyPlan(storage: Pick<Storage, 'blobs' | 'manifests' | 'metadata'>, inv: Inventory, plan: Plan, guard: ApplyGuard): Promise<Applied> {
+  const { metadata } = storage;
   const spare = new Set<string>();
   for (const key of guard.touched) {
     if (key.startsWith('blob:')) spare.add(key.slice(5));
-    else if (key.startsWith('manifest:')) await closureFromDisk(layout, inv, key.slice(9), spare);
+    else if (key.startsWith('manifest:')) await closureOf(storage, inv, key.slice(9), spare);
   }
   const units: Applied['units'] = [];
   const forgotten: string[] = [];
@@ -76,25 +66,19 @@ export async function applyPlan(layout: StorageLayout, inv: Inventory, plan: Pla
       continue;
     }
     if (root.tag !== undefined) {
-      await unlinkIfPresent(layout.tagPath(root.repo, root.tag));
+      await metadata.deleteTag(root.repo, root.tag);
       forgotten.push(key);
     }
     units.push({ root, reason });
   }
-  for (const r of skipped) for (const d of r.closure) await closureFromDisk(layout, inv, d, spare);
+  for (const r of skipped) for (const d of r.closure) await closureOf(storage, inv, d, spare);
 
-  const touchedDirs = new Set<string>();
-  for (const { entry, digest } of plan.links) {
-    if (spare.has(digest)) continue;
-    const file = layout.manifestLinkPath(entry.repo, digest);
-    if (await unlinkIfPresent(file)) touchedDirs.add(path.dirname(file));
+  for (const { entry, kind, digest } of plan.links) {
+    if (!spare.has(digest)) await metadata.unlink(entry.repo, kind, digest);
   }
-  for (const file of plan.referrerFiles) {
-    const digest = `${path.basename(path.dirname(path.dirname(file)))}:${path.basename(file, '.json')}`;
-    if (spare.has(digest)) continue;
-    if (await unlinkIfPresent(file)) touchedDirs.add(path.dirname(file));
+  for (const { entry, subject, digest } of plan.referrers) {
+    if (!spare.has(digest)) await metadata.deleteReferrer(entry.repo, subject, digest);
   }
-  for (const { root } of units) if (root.tag !== undefined) touchedDirs.add(path.dirname(layout.tagPath(root.repo, root.tag)));
 
   const files = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
   const bytes = Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<EvictionReason, number>;
@@ -105,30 +89,13 @@ export async function applyPlan(layout: StorageLayout, inv: Inventory, plan: Pla
       spared++;
       continue;
     }
-    const file = entry.kind === 'blob' ? layout.blobPath(entry.digest) : layout.manifestPath(entry.digest);
-    if (await unlinkIfPresent(file)) {
+    const store = entry.kind === 'blob' ? storage.blobs : storage.manifests;
+    if (await store.delete(entry.digest)) {
       deleted[entry.kind]++;
       files[reason]++;
       bytes[reason] += entry.size;
     }
     forgotten.push(entry.kind === 'blob' ? accessKey.blob(entry.digest) : accessKey.manifest(entry.digest));
   }
-  await pruneEmptyDirs(layout.repositoriesDir, touchedDirs);
   return { units, files, bytes, spared, deleted, forgotten };
-}
-
-/** Removes directories left empty, from each one up to (not including) the repositories root. */
-async function pruneEmptyDirs(stopAt: string, dirs: Set<string>): Promise<void> {
-  const sorted = [...dirs].sort((a, b) => b.length - a.length);
-  for (let dir of sorted) {
-    while (dir.startsWith(stopAt + path.sep)) {
-      try {
-        if ((await readdir(dir)).length > 0) break;
-        await rmdir(dir);
-      } catch {
-        break; // gone already, or written to meanwhile
-      }
-      dir = path.dirname(dir);
-    }
-  }
 }

@@ -1,21 +1,26 @@
-import { statfs } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../common/clock.js';
+import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorConfig } from '../../config/schema.js';
-import type { StorageLayout } from '../store/layout.js';
-import { AccessTracker } from './access-tracker.js';
+import type { Storage, StorageClaim } from '../store/storage.js';
+import type { AccessTracker } from './access-tracker.js';
 import { CacheMetrics } from './cache-metrics.js';
 import { Collector, type PassResult } from './collector.js';
 import { compileRetention } from './retention.js';
-import { acquireStorageLock, LOCK_HEARTBEAT_MS, type StorageLock } from './storage-lock.js';
+
+/** A mirror refreshes its claim on the storage this often (a holder on another host that stops is seen as gone). */
+const CLAIM_HEARTBEAT_MS = 30_000;
 
 export interface CacheManagerDeps {
-  layout: StorageLayout;
+  storage: Storage;
+  /** Access times, fed by the local stores. */
+  tracker: AccessTracker;
   clock: Clock;
   logger: Logger;
   registry: Registry;
-  inflight: { isFetching(digest: string): boolean; isWritingTemp(file: string): boolean };
+  inflight: { isFetching(digest: string): boolean; isWriting(writeId: string): boolean };
   /** Told what a pass removed (access-index keys), so in-memory copies can be dropped too. */
   onRemoved?: (keys: string[]) => void;
 }
@@ -32,7 +37,7 @@ export class CacheManager {
   readonly tracker: AccessTracker;
   readonly metrics: CacheMetrics;
   readonly collector: Collector;
-  private lock: StorageLock | undefined;
+  private claim: StorageClaim | undefined;
   private timers: NodeJS.Timeout[] = [];
   private queue: Promise<void> = Promise.resolve();
   private running = false;
@@ -47,7 +52,7 @@ export class CacheManager {
     private readonly config: MirrorConfig,
     private readonly deps: CacheManagerDeps,
   ) {
-    this.tracker = new AccessTracker(deps.layout, { clock: deps.clock, logger: deps.logger });
+    this.tracker = deps.tracker;
     this.metrics = new CacheMetrics(deps.registry);
     const c = config.cache;
     this.collector = new Collector(
@@ -60,17 +65,26 @@ export class CacheManager {
         staleTempAge: c.staleTempAge,
         policies: compileRetention(config.retention),
       },
-      { layout: deps.layout, clock: deps.clock, logger: deps.logger, access: this.tracker, metrics: this.metrics, inflight: deps.inflight, onRemoved: deps.onRemoved },
+      {
+        storage: deps.storage,
+        holder: randomBytes(6).toString('hex'),
+        clock: deps.clock,
+        logger: deps.logger,
+        access: this.tracker,
+        metrics: this.metrics,
+        inflight: deps.inflight,
+        onRemoved: deps.onRemoved,
+      },
     );
     this.tracker.onStored((_kind, size) => this.noteStored(size));
   }
 
-  /** Takes the storage lock, loads the access index, starts the schedule and a first pass in the background. */
+  /** Claims the storage, loads the access times, starts the schedule and a first pass in the background. */
   async start(): Promise<void> {
-    this.lock = await acquireStorageLock(this.deps.layout, 'mirror');
+    this.claim = await this.deps.storage.claim('mirror');
     await this.tracker.load();
     this.tracker.startFlushing(this.config.cache.accessFlushInterval);
-    const heartbeat = setInterval(() => void this.lock?.heartbeat(), LOCK_HEARTBEAT_MS);
+    const heartbeat = setInterval(() => void this.claim?.heartbeat(), CLAIM_HEARTBEAT_MS);
     heartbeat.unref();
     this.timers.push(heartbeat);
     const interval = this.config.cache.gcInterval;
@@ -117,7 +131,11 @@ export class CacheManager {
       this.again ??= reason;
       return;
     }
-    this.runPass({ trigger: reason }).catch((err: unknown) => this.deps.logger.error({ err: (err as Error).message, trigger: reason }, 'cache pass failed'));
+    this.runPass({ trigger: reason }).catch((err: unknown) => {
+      // Another process on the same storage is running one: it does the work.
+      if (err instanceof MirrorgateError && err.code === 'STORAGE_LOCKED') this.deps.logger.debug({ trigger: reason }, err.message);
+      else this.deps.logger.error({ err: (err as Error).message, trigger: reason }, 'cache pass failed');
+    });
   }
 
   /** The cache's size as far as the mirror knows (undefined before the first pass). */
@@ -138,25 +156,25 @@ export class CacheManager {
     }
     if (this.overLimit()) this.trigger('size');
     const floor = this.config.storage.minFreeSpace;
-    const now = Date.now();
+    const now = this.deps.clock.now();
     if (floor !== undefined && now - this.lastFreeCheck >= FREE_SPACE_CHECK_MS) {
       this.lastFreeCheck = now;
-      statfs(this.deps.layout.root).then(
-        (fs) => {
-          if (fs.bavail * fs.bsize < floor) this.trigger('free_space');
+      this.deps.storage.freeSpace().then(
+        (free) => {
+          if (free !== undefined && free < floor) this.trigger('free_space');
         },
         () => undefined,
       );
     }
   }
 
-  /** Stops the schedule, waits for a running pass, writes the access index, releases the lock. */
+  /** Stops the schedule, waits for a running pass, saves the access times, releases the claim. */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.queue;
-    await this.tracker.stop().catch((err: unknown) => this.deps.logger.warn({ err: (err as Error).message }, 'could not write the access index'));
-    await this.lock?.release();
+    await this.tracker.stop().catch((err: unknown) => this.deps.logger.warn({ err: (err as Error).message }, 'could not save the access times'));
+    await this.claim?.release();
   }
 }

@@ -1,14 +1,17 @@
-import { statfs } from 'node:fs/promises';
 import type { Clock } from '../../common/clock.js';
+import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { StorageLayout } from '../store/layout.js';
+import type { Storage } from '../store/storage.js';
 import type { AccessTracker } from './access-tracker.js';
 import { applyPlan, type Applied } from './apply.js';
 import type { CacheMetrics } from './cache-metrics.js';
 import { scanInventory } from './inventory.js';
 import { planPass, rootLabel, type EvictionReason, type Plan } from './plan.js';
 import type { RetentionPolicy } from './retention.js';
-import { findStaleTempFiles, removeTempFiles, type StaleTempFile } from './temp-files.js';
+import { findStaleWrites, removeStaleWrites, type StaleWrite } from './temp-files.js';
+
+/** A pass holds the lifecycle lease this long, renewed at a third of it while it runs. */
+const LIFECYCLE_LEASE_MS = 5 * 60_000;
 
 export interface CollectorOptions {
   maxSize?: number | undefined;
@@ -21,13 +24,15 @@ export interface CollectorOptions {
 }
 
 export interface CollectorDeps {
-  layout: StorageLayout;
+  storage: Pick<Storage, 'blobs' | 'manifests' | 'metadata' | 'freeSpace'>;
+  /** Names this process among the lease holders. */
+  holder: string;
   clock: Clock;
   logger: Logger;
   access: AccessTracker;
   metrics?: CacheMetrics | undefined;
   /** Downloads in progress (the running mirror); offline there are none. */
-  inflight?: { isFetching(digest: string): boolean; isWritingTemp(file: string): boolean } | undefined;
+  inflight?: { isFetching(digest: string): boolean; isWriting(writeId: string): boolean } | undefined;
   /** Told what a pass removed (access-index keys), so in-memory copies can be dropped too. */
   onRemoved?: ((keys: string[]) => void) | undefined;
 }
@@ -36,7 +41,7 @@ export interface PassResult {
   dryRun: boolean;
   trigger: string;
   plan: Plan;
-  temp: StaleTempFile[];
+  temp: StaleWrite[];
   /** What was done; undefined on a dry run. */
   applied?: Applied;
   /** Bytes of content after the pass (on a dry run: what it would be). */
@@ -46,9 +51,9 @@ export interface PassResult {
 }
 
 /**
- * One cache pass: scan the storage directory, decide (retention, size cap, free-space floor, garbage),
- * then delete, sparing whatever was used or fetched while the pass ran. The same code runs inside the
- * mirror and in `mirrorgate gc`.
+ * One cache pass: scan the storage, decide (retention, size cap, free-space floor, garbage), then delete,
+ * sparing whatever was used or fetched while the pass ran. The same code runs inside the mirror and in
+ * `mirrorgate gc`. The lifecycle lease in the metadata store lets one process at a time run a pass.
  */
 export class Collector {
   constructor(
@@ -59,16 +64,20 @@ export class Collector {
   async run(opts: { dryRun?: boolean; trigger?: string } = {}): Promise<PassResult> {
     const dryRun = opts.dryRun ?? false;
     const trigger = opts.trigger ?? 'manual';
-    const { layout, clock, access } = this.deps;
+    const { storage, clock, access } = this.deps;
+    const lease = await storage.metadata.acquireLease('lifecycle', this.deps.holder, LIFECYCLE_LEASE_MS);
+    if (!lease) throw new MirrorgateError('STORAGE_LOCKED', 'another process is running a cache pass on this storage');
+    const renew = setInterval(() => void lease.renew(LIFECYCLE_LEASE_MS), LIFECYCLE_LEASE_MS / 3);
+    renew.unref();
     const started = performance.now();
     const watch = access.watch();
     try {
-      const inventory = await scanInventory(layout);
+      const inventory = await scanInventory(storage);
       const now = clock.now();
       let freeSpace: { available: number; floor: number } | undefined;
       if (this.options.minFreeSpace !== undefined) {
-        const fs = await statfs(layout.root);
-        freeSpace = { available: fs.bavail * fs.bsize, floor: this.options.minFreeSpace };
+        const available = await storage.freeSpace();
+        if (available !== undefined) freeSpace = { available, floor: this.options.minFreeSpace };
       }
       const plan = planPass({
         inventory,
@@ -82,7 +91,7 @@ export class Collector {
         unreferencedGrace: this.options.unreferencedGrace,
       });
       const inflight = this.deps.inflight;
-      const temp = await findStaleTempFiles(layout.tmpDir, { now, maxAgeMs: this.options.staleTempAge, ...(inflight ? { inUse: (f: string) => inflight.isWritingTemp(f) } : {}) });
+      const temp = await findStaleWrites(storage, { now, maxAgeMs: this.options.staleTempAge, ...(inflight ? { inUse: (id: string) => inflight.isWriting(id) } : {}) });
       const tags = inventory.repositories.reduce((n, r) => n + r.tags.length, 0);
       let result: PassResult;
       if (dryRun) {
@@ -92,8 +101,8 @@ export class Collector {
           durationMs: performance.now() - started,
         };
       } else {
-        const applied = await applyPlan(layout, inventory, plan, { touched: watch.keys, isFetching: (d) => inflight?.isFetching(d) ?? false });
-        const tempBytes = await removeTempFiles(temp);
+        const applied = await applyPlan(storage, inventory, plan, { touched: watch.keys, isFetching: (d) => inflight?.isFetching(d) ?? false });
+        const tempBytes = await removeStaleWrites(storage, temp);
         access.forget(applied.forgotten);
         this.deps.onRemoved?.(applied.forgotten);
         const freed = Object.values(applied.bytes).reduce((a, b) => a + b, 0);
@@ -112,6 +121,8 @@ export class Collector {
       return result;
     } finally {
       watch.end();
+      clearInterval(renew);
+      await lease.release();
     }
   }
 

@@ -3,12 +3,11 @@ import { systemClock } from '../../common/clock.js';
 import { MirrorgateError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { loadConfig, type RawConfig } from '../../config/load.js';
-import { StorageLayout } from '../store/layout.js';
+import { createStorage } from '../store/create-storage.js';
 import { AccessTracker } from './access-tracker.js';
 import { Collector, type CollectorOptions } from './collector.js';
 import { formatPass, passToJson } from './report.js';
 import { compileRetention } from './retention.js';
-import { acquireStorageLock, currentHolder } from './storage-lock.js';
 
 interface GcFlags {
   config?: string;
@@ -44,7 +43,7 @@ export function registerGcCommand(program: Command): void {
         return;
       }
       const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: process.stderr });
-      const layout = new StorageLayout(config.mirror.storage.path);
+      const storage = createStorage(config.mirror, systemClock);
       const m = config.mirror;
       const options: CollectorOptions = {
         maxSize: m.storage.maxSize,
@@ -58,7 +57,7 @@ export function registerGcCommand(program: Command): void {
       let lock;
       if (!flags.dryRun) {
         try {
-          lock = await acquireStorageLock(layout, 'gc', { force: flags.force ?? false });
+          lock = await storage.claim('gc', { force: flags.force ?? false });
         } catch (err) {
           if (err instanceof MirrorgateError && err.code === 'STORAGE_LOCKED') {
             process.stderr.write(`mirrorgate gc: ${err.message}; the running mirror collects on its own schedule (mirror.cache.gcInterval). Use --dry-run to look, or --force.\n`);
@@ -68,16 +67,16 @@ export function registerGcCommand(program: Command): void {
           throw err;
         }
       } else {
-        const holder = await currentHolder(layout);
+        const holder = await storage.holder();
         if (holder) process.stderr.write(`note: ${holder.owner === 'gc' ? 'mirrorgate gc' : 'a mirror'} (pid ${holder.pid} on ${holder.hostname}) is using this directory; the listing may change under it\n`);
       }
       try {
-        const access = new AccessTracker(layout, { clock: systemClock, logger });
+        const access = new AccessTracker(storage.metadata, { clock: systemClock, logger });
         await access.load();
-        const collector = new Collector(options, { layout, clock: systemClock, logger, access });
+        const collector = new Collector(options, { storage, holder: `gc-${process.pid}`, clock: systemClock, logger, access });
         const result = await collector.run({ dryRun: flags.dryRun ?? false, trigger: 'gc command' });
         if (!flags.dryRun) await access.flush();
-        process.stdout.write(flags.json ? `${JSON.stringify(passToJson(result), null, 2)}\n` : formatPass(result, options, layout.root));
+        process.stdout.write(flags.json ? `${JSON.stringify(passToJson(result), null, 2)}\n` : formatPass(result, options, storage.description));
       } finally {
         await lock?.release();
       }

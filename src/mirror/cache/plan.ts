@@ -1,3 +1,4 @@
+import type { LinkKind } from '../store/metadata-store.js';
 import type { RepositoryRef } from '../store/types.js';
 import { accessKey } from './access-keys.js';
 import type { ContentEntry, Inventory, RepositoryEntry } from './inventory.js';
@@ -44,10 +45,10 @@ export interface Plan {
   evict: { root: Root; reason: EvictionReason; detail: string; bytes: number }[];
   /** Content files to delete: nothing kept references them. */
   content: { entry: ContentEntry; reason: EvictionReason }[];
-  /** Manifest links to remove (the repository no longer holds them). */
-  links: { entry: RepositoryEntry; digest: string }[];
-  /** Referrer descriptor files of manifests the repository no longer holds. */
-  referrerFiles: string[];
+  /** Links to remove: what the repository no longer holds. */
+  links: { entry: RepositoryEntry; kind: LinkKind; digest: string }[];
+  /** Referrer records of manifests the repository no longer holds. */
+  referrers: { entry: RepositoryEntry; subject: string; digest: string }[];
   sizeBefore: number;
   sizeAfter: number;
   /** The size eviction aimed for, when it ran. */
@@ -184,17 +185,23 @@ export function planPass(input: PlanInput): Plan {
     }
   }
 
-  // Links and referrer descriptors of what the repositories no longer hold.
+  // Links and referrer records of what the repositories no longer hold. A blob the repository holds
+  // outside any kept manifest (fetched alone) keeps its link for the grace period, as its content does.
   const links: Plan['links'] = [];
-  const referrerFiles: string[] = [];
+  const referrers: Plan['referrers'] = [];
   for (const entry of inv.repositories) {
     const keep = new Set<string>();
     for (const r of byRepo.get(entry) ?? []) if (!evicted.has(r)) for (const d of r.closure) keep.add(d);
-    for (const l of entry.links) if (!keep.has(l.digest)) links.push({ entry, digest: l.digest });
-    for (const ref of entry.referrers) if (!keep.has(ref.digest)) referrerFiles.push(ref.file);
+    for (const l of entry.links) if (!keep.has(l.digest)) links.push({ entry, kind: 'manifest', digest: l.digest });
+    for (const l of entry.blobLinks) {
+      if (!keep.has(l.digest) && now - Math.max(l.mtime, input.lastAccess(accessKey.blob(l.digest)) ?? 0) >= input.unreferencedGrace) {
+        links.push({ entry, kind: 'blob', digest: l.digest });
+      }
+    }
+    for (const ref of entry.referrers) if (!keep.has(ref.digest)) referrers.push({ entry, subject: ref.subject, digest: ref.digest });
   }
 
-  const plan: Plan = { roots, evict, content, links, referrerFiles, sizeBefore, sizeAfter: sizeBefore - freed };
+  const plan: Plan = { roots, evict, content, links, referrers, sizeBefore, sizeAfter: sizeBefore - freed };
   if (target !== undefined) plan.target = target;
   return plan;
 }

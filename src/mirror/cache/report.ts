@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { CollectorOptions, PassResult } from './collector.js';
 import { rootLabel } from './plan.js';
 
@@ -30,7 +29,7 @@ export function formatPass(r: PassResult, opts: Pick<CollectorOptions, 'maxSize'
   for (const c of plan.content) {
     if (c.reason === 'unreferenced') lines.push(`${verb} unreferenced ${c.entry.kind} ${c.entry.digest} (${formatBytes(c.entry.size)})`);
   }
-  for (const t of r.temp) lines.push(`${verb} stale temp file ${path.relative(root, t.file)} (${formatBytes(t.size)}, last written ${new Date(t.mtime).toISOString()})`);
+  for (const t of r.temp) lines.push(`${verb} stale temp file ${t.id} (${t.store}, ${formatBytes(t.size)}, last written ${new Date(t.modifiedAt).toISOString()})`);
   const byKind = { blob: 0, manifest: 0 };
   for (const c of plan.content) byKind[c.entry.kind]++;
   const tempBytes = r.temp.reduce((a, t) => a + t.size, 0);
@@ -52,7 +51,7 @@ export function passToJson(r: PassResult): unknown {
     target: r.plan.target ?? null,
     remove: r.plan.evict.map((e) => ({ kind: e.root.kind, name: rootLabel(e.root), reason: e.reason, detail: e.detail, bytes: e.bytes })),
     content: r.plan.content.map((c) => ({ kind: c.entry.kind, digest: c.entry.digest, size: c.entry.size, reason: c.reason })),
-    tempFiles: r.temp.map((t) => ({ file: t.file, size: t.size })),
+    tempFiles: r.temp.map((t) => ({ id: t.id, store: t.store, size: t.size })),
     spared: r.applied?.spared ?? 0,
     durationMs: Math.round(r.durationMs),
   };

@@ -1,40 +1,36 @@
-import { readdir, rm, stat } from 'node:fs/promises';
-import path from 'node:path';
+import type { PendingWrite } from '../store/content-store.js';
+import type { Storage } from '../store/storage.js';
 
-export interface StaleTempFile {
-  file: string;
-  size: number;
-  mtime: number;
+/** A write nobody is doing any more: what a crash or a killed process left behind. */
+export interface StaleWrite extends PendingWrite {
+  store: 'blobs' | 'manifests';
 }
 
 /**
- * Temp files not written for `maxAgeMs` and not held by a running download: what a crash or a killed
- * process left behind. A running download writes its file at least once per body timeout, so a file
- * this old belongs to nobody.
+ * Writes not written to for `maxAgeMs` and not held by a running download. A running download writes at
+ * least once per body timeout, so a write this old belongs to nobody; upload sessions' writes are kept
+ * (a client may resume them; they expire with their session).
  */
-export async function findStaleTempFiles(tmpDir: string, opts: { now: number; maxAgeMs: number; inUse?: (file: string) => boolean }): Promise<StaleTempFile[]> {
-  let names: string[];
-  try {
-    names = await readdir(tmpDir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const out: StaleTempFile[] = [];
-  for (const name of names.sort()) {
-    const file = path.join(tmpDir, name);
-    const s = await stat(file).catch(() => undefined);
-    if (!s?.isFile() || opts.now - s.mtimeMs < opts.maxAgeMs || opts.inUse?.(file)) continue;
-    out.push({ file, size: s.size, mtime: s.mtimeMs });
+export async function findStaleWrites(
+  storage: Pick<Storage, 'blobs' | 'manifests' | 'metadata'>,
+  opts: { now: number; maxAgeMs: number; inUse?: (writeId: string) => boolean },
+): Promise<StaleWrite[]> {
+  const uploads = new Set((await storage.metadata.listUploads()).map((u) => u.writeId));
+  const out: StaleWrite[] = [];
+  for (const store of ['blobs', 'manifests'] as const) {
+    for (const w of await storage[store].listWrites()) {
+      if (opts.now - w.modifiedAt < opts.maxAgeMs || opts.inUse?.(w.id) || uploads.has(w.id)) continue;
+      out.push({ ...w, store });
+    }
   }
   return out;
 }
 
-export async function removeTempFiles(files: StaleTempFile[]): Promise<number> {
+export async function removeStaleWrites(storage: Pick<Storage, 'blobs' | 'manifests'>, writes: StaleWrite[]): Promise<number> {
   let bytes = 0;
-  for (const f of files) {
-    await rm(f.file, { force: true });
-    bytes += f.size;
+  for (const w of writes) {
+    await storage[w.store].deleteWrite(w.id);
+    bytes += w.size;
   }
   return bytes;
 }

@@ -2,26 +2,17 @@ import type { Request, Response } from 'express';
 import { fail } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
-import { listCachedRepositories } from '../store/fs-catalog.js';
-import type { FsManifestStore } from '../store/fs-manifest-store.js';
-import type { StorageLayout } from '../store/layout.js';
+import type { Repository } from '../repository/repository.js';
+import type { RepositoryRouter } from '../repository/router.js';
 import { parseRangeHeader } from '../store/range.js';
-import type { BlobStore, ManifestStore, RepositoryRef } from '../store/types.js';
 import { negotiateDescriptor, negotiateManifest } from '../service/negotiate.js';
 import { nextLink, paginate, parsePageRequest } from '../service/pagination.js';
-import { listReferrers } from '../service/referrers.js';
-import { listTags } from '../service/tags.js';
-import type { Upstreams } from '../upstream/upstreams.js';
 import { sendError } from './error-envelope.js';
 import { streamBody } from './stream-body.js';
 import { parseAccept, parseV2Path, singleQuery } from './parse.js';
 
 export interface MirrorRouteDeps {
-  upstreams: Upstreams;
-  blobs: BlobStore;
-  manifests: ManifestStore;
-  local: FsManifestStore;
-  layout: StorageLayout;
+  router: RepositoryRouter;
   logger: Logger;
   metrics: MirrorMetrics;
 }
@@ -44,7 +35,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
 
   async function catalog(req: Request, res: Response): Promise<void> {
     const page = parsePageRequest({ n: singleQuery(req.query.n, 'n'), last: singleQuery(req.query.last, 'last') }, false);
-    const names = (await listCachedRepositories(deps.layout)).map((r) => deps.upstreams.publicName(r)).sort();
+    const names = await deps.router.catalog();
     const { items, next } = paginate(names, page);
     const link = nextLink('/v2/_catalog', next);
     if (link) res.setHeader('link', link);
@@ -60,7 +51,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
     if (route.kind === 'upload' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       throw fail('UNSUPPORTED', 'the mirror is read-only: pushes and deletes are not supported');
     }
-    const repo = deps.upstreams.resolve(route.name, singleQuery(req.query.ns, 'ns'));
+    const repo = deps.router.resolve(route.name, singleQuery(req.query.ns, 'ns'));
     switch (route.kind) {
       case 'manifest':
         return manifest(req, res, repo, route.reference);
@@ -73,30 +64,30 @@ export function createRoutes(deps: MirrorRouteDeps) {
     }
   }
 
-  async function manifest(req: Request, res: Response, repo: RepositoryRef, reference: string): Promise<void> {
+  async function manifest(req: Request, res: Response, repo: Repository, reference: string): Promise<void> {
     const accept = parseAccept(req.headers.accept);
     if (req.method === 'HEAD') {
-      const d = await negotiateDescriptor(deps.manifests, repo, reference, accept);
+      const d = await negotiateDescriptor(repo.manifests, repo.ref, reference, accept);
       res.status(200).set({ 'content-type': d.mediaType, 'content-length': String(d.size), 'docker-content-digest': d.digest, etag: `"${d.digest}"` });
       res.end();
       return;
     }
-    const m = await negotiateManifest(deps.manifests, repo, reference, accept);
+    const m = await negotiateManifest(repo.manifests, repo.ref, reference, accept);
     res.status(200).set({ 'content-type': m.mediaType, 'content-length': String(m.bytes.length), 'docker-content-digest': m.digest, etag: `"${m.digest}"` });
     deps.metrics.bytesServed.inc({ kind: 'manifest' }, m.bytes.length);
     res.end(m.bytes);
   }
 
-  async function blob(req: Request, res: Response, repo: RepositoryRef, digest: string): Promise<void> {
+  async function blob(req: Request, res: Response, repo: Repository, digest: string): Promise<void> {
     if (req.method === 'HEAD') {
-      const info = await deps.blobs.stat(repo, digest);
+      const info = await repo.blobs.stat(repo.ref, digest);
       if (!info) throw fail('BLOB_UNKNOWN', `blob ${digest} unknown`, { digest });
       res.status(200).set({ 'content-type': 'application/octet-stream', 'content-length': String(info.size), 'docker-content-digest': digest, 'accept-ranges': 'bytes', etag: `"${digest}"` });
       res.end();
       return;
     }
     const range = parseRangeHeader(req.headers.range);
-    const content = await deps.blobs.open(repo, digest, range);
+    const content = await repo.blobs.open(repo.ref, digest, range);
     if (!content) throw fail('BLOB_UNKNOWN', `blob ${digest} unknown`, { digest });
     const headers: Record<string, string> = {
       'content-type': 'application/octet-stream',
@@ -124,21 +115,21 @@ export function createRoutes(deps: MirrorRouteDeps) {
     }
   }
 
-  async function tags(req: Request, res: Response, repo: RepositoryRef, name: string): Promise<void> {
+  async function tags(req: Request, res: Response, repo: Repository, name: string): Promise<void> {
     const page = parsePageRequest({ n: singleQuery(req.query.n, 'n'), last: singleQuery(req.query.last, 'last') }, true);
-    const result = await listTags(deps, repo, page);
+    const result = await repo.listTags(page);
     const ns = singleQuery(req.query.ns, 'ns');
     const link = nextLink(`/v2/${name}/tags/list`, result.next);
     if (link) res.setHeader('link', ns ? link.replace('?', `?ns=${encodeURIComponent(ns)}&`) : link);
     sendJson(req, res, { name, tags: result.tags });
   }
 
-  async function referrers(req: Request, res: Response, repo: RepositoryRef, digest: string): Promise<void> {
+  async function referrers(req: Request, res: Response, repo: Repository, digest: string): Promise<void> {
     const artifactType = singleQuery(req.query.artifactType, 'artifactType');
     if (artifactType !== undefined && (artifactType.length > 255 || !/^[\w.+/-]+$/.test(artifactType))) {
       throw fail('UNSUPPORTED', 'invalid artifactType filter');
     }
-    const answer = await listReferrers(deps, repo, digest, artifactType);
+    const answer = await repo.listReferrers(digest, artifactType);
     if (answer.filtersApplied) res.setHeader('oci-filters-applied', 'artifactType');
     res.status(200).set({ 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': String(answer.body.length) });
     res.end(req.method === 'HEAD' ? undefined : answer.body);

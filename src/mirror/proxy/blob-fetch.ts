@@ -1,8 +1,7 @@
-import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { FsBlobWriter } from '../store/fs-blob-writer.js';
+import type { ContentWriter } from '../store/content-store.js';
 import { resolveRange } from '../store/range.js';
 import { release } from '../upstream/client.js';
 import { isStorageFull } from '../store/storage-full.js';
@@ -15,15 +14,6 @@ const WRITE_BATCH = 1024 * 1024;
 const WRITES_IN_FLIGHT = 4;
 
 /**
- * One download of a blob from an upstream into the cache, shared by every client that asks for the blob
- * while it runs. The upstream body goes to a temp file (hashed as it is written); each client follows
- * that file as it grows, at its own pace, so a slow client never slows the download or the others.
- *
- * Nothing unverified is ever served as complete: the last byte of every response is held back until the
- * whole blob has been verified and committed. On a mismatch or a cut, followers fail mid-stream and the
- * client sees a short transfer, not a corrupt one.
- */
-/**
  * Asks the upstream for the rest of the blob from `offset` (a `Range` request). Resolves with the body of a
  * 206 answer starting exactly there, or undefined when the upstream cannot resume.
  */
@@ -32,6 +22,15 @@ export type ResumeFrom = (offset: number) => Promise<Readable | undefined>;
 /** An upstream body failed (not our disk, not verification): worth resuming. */
 class UpstreamBodyError extends Error {}
 
+/**
+ * One download of a blob from an upstream into the cache, shared by every client that asks for the blob
+ * while it runs. The upstream body goes to a content write (hashed as it is written); each client reads
+ * that write back as it grows, at its own pace, so a slow client never slows the download or the others.
+ *
+ * Nothing unverified is ever served as complete: the last byte of every response is held back until the
+ * whole blob has been verified and committed. On a mismatch or a cut, followers fail mid-stream and the
+ * client sees a short transfer, not a corrupt one.
+ */
 export class BlobFetch {
   readonly digest: string;
   /** Expected size, from the upstream's Content-Length; undefined when it sent none. */
@@ -40,17 +39,15 @@ export class BlobFetch {
   /** Size and digest checked; the file may still be syncing before its rename. */
   private verified = false;
   private error: Error | undefined;
-  private finalPath: string | undefined;
   private tick!: Promise<void>;
   private wake!: () => void;
   /** Settles when the blob is committed (resolves) or the fetch failed (rejects). */
   readonly done: Promise<BlobInfo>;
 
   constructor(
-    private readonly writer: FsBlobWriter,
+    private readonly writer: ContentWriter,
     body: Readable,
     expected: { digest: string; size: number | undefined },
-    private readonly finalPathOf: (digest: string) => string,
     private readonly logger: Logger,
     private readonly resume?: { from: ResumeFrom; attempts: number },
   ) {
@@ -156,12 +153,10 @@ export class BlobFetch {
         }
       }
       const info = await this.writer.commit({ digest: this.digest, size: this.size ?? -1 });
-      this.finalPath = this.finalPathOf(this.digest);
       this.state = 'done';
       this.notify();
       return info;
     } catch (err) {
-      await this.writer.cancel();
       release(body);
       const e = isStorageFull(err)
         ? new MirrorgateError('STORAGE_FULL', `cache storage full while downloading ${this.digest}`, { cause: err })
@@ -170,10 +165,12 @@ export class BlobFetch {
           : err instanceof MirrorgateError
             ? err
             : new MirrorgateError('UPSTREAM_UNAVAILABLE', `download of ${this.digest} failed: ${(err as Error).message}`, { cause: err });
+      // Failed before the write is dropped, so a follower never meets a vanished write, only this error.
       this.error = e;
       this.state = 'failed';
-      this.logger.warn({ digest: this.digest, written: this.writer.written, err: e.message }, 'blob download failed; nothing stored');
       this.notify();
+      await this.writer.cancel();
+      this.logger.warn({ digest: this.digest, written: this.writer.written, err: e.message }, 'blob download failed; nothing stored');
       throw e;
     }
   }
@@ -191,21 +188,22 @@ export class BlobFetch {
     const limit = range ? range.end + 1 : Number.POSITIVE_INFINITY;
     const self = this;
     async function* read(): AsyncGenerator<Buffer> {
-      const fh = await self.openFile();
+      if (self.failed) throw self.error!;
+      const reader = await self.writer.openReader().catch((err: unknown) => {
+        throw self.failed ? self.error! : err;
+      });
       try {
         let pos = start;
         for (;;) {
-          if (self.state === 'failed') throw self.error!;
+          if (self.failed) throw self.error!;
           const done = self.state === 'done' || self.verified;
           // Until verified, hold back the response's last byte (or, size unknown, the last byte written).
           const available = done ? Math.min(self.written, limit) : Math.min(self.written - 1, limit - 1);
           if (pos < available) {
-            const want = Math.min(READ_CHUNK, available - pos);
-            const buf = Buffer.allocUnsafe(want);
-            const { bytesRead } = await fh.read(buf, 0, want, pos);
-            if (bytesRead === 0) throw new MirrorgateError('UNKNOWN', `cache file of ${self.digest} ended early`);
-            pos += bytesRead;
-            yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+            const buf = await reader.read(pos, Math.min(READ_CHUNK, available - pos));
+            if (buf.length === 0) throw new MirrorgateError('UNKNOWN', `cached copy of ${self.digest} ended early`);
+            pos += buf.length;
+            yield buf;
             continue;
           }
           if (done) {
@@ -215,22 +213,9 @@ export class BlobFetch {
           await self.tick;
         }
       } finally {
-        await fh.close().catch(() => undefined);
+        await reader.close();
       }
     }
     return Readable.from(read(), { objectMode: false, highWaterMark: READ_CHUNK });
-  }
-
-  private async openFile(): Promise<FileHandle> {
-    if (this.state === 'failed') throw this.error!;
-    try {
-      return await open(this.state === 'done' && this.finalPath ? this.finalPath : this.writer.tempPath, 'r');
-    } catch (err) {
-      // The temp file was renamed (or removed) between the state check and the open.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      if (this.state === 'running') await this.done.catch(() => undefined);
-      if (this.failed) throw this.error!;
-      return open(this.finalPath ?? this.writer.tempPath, 'r');
-    }
   }
 }

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
+import type { LocalBlobStore } from '../local/local-blob-store.js';
 import type { MirrorMetrics } from '../metrics.js';
-import type { FsBlobStore } from '../store/fs-blob-store.js';
-import type { StorageLayout } from '../store/layout.js';
+import type { Lease, MetadataStore } from '../store/metadata-store.js';
 import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
 import { header, release, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
@@ -12,32 +13,49 @@ import { VerifyingSlice } from './direct-stream.js';
 import { isStorageFull, type StorageFullState } from '../store/storage-full.js';
 import { resolveRange } from '../store/range.js';
 import type { Readable } from 'node:stream';
+import { Singleflight } from './singleflight.js';
 
 /** How many times a broken upstream transfer is resumed with a range request before giving up. */
 const RESUME_ATTEMPTS = 3;
+/** A download's lease lasts this long unless renewed; it is renewed at a third of it while the download runs. */
+const FETCH_LEASE_MS = 30_000;
+/** How often a process that lost the race for a download looks whether the winner's blob has arrived. */
+const LEASE_POLL_MS = 200;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A running download and the repository it was started for. */
+interface RunningFetch {
+  repo: RepositoryRef;
+  fetch: Promise<BlobFetch | undefined>;
+}
 
 /**
- * The caching blob store: same interface as the local one. A hit is served from disk with no upstream
- * call; a miss starts (or joins) one upstream download that streams to every waiting client and into the
- * cache at once.
+ * The caching blob store: same interface as the local one, which it wraps. A blob the repository holds is
+ * served from storage with no upstream call; a blob stored for another repository is served once this
+ * repository's upstream has confirmed it holds it too (one HEAD, remembered); a miss starts (or joins) one
+ * upstream download that streams to every waiting client and into the cache at once. Across processes
+ * sharing a metadata store, a lease per digest lets one of them download while the others wait for it.
  */
 export class ProxyBlobStore implements BlobStore {
   /** Downloads by digest, from the first request until the download settles (not just its headers). */
-  private readonly fetches = new Map<string, Promise<BlobFetch | undefined>>();
+  private readonly fetches = new Map<string, RunningFetch>();
+  private readonly confirms = new Singleflight<BlobInfo | undefined>();
+  /** Content writes of the downloads in progress (the cache lifecycle leaves them alone). */
+  private readonly writes = new Set<string>();
+  /** Names this process as a lease holder. */
+  private readonly holder = randomBytes(6).toString('hex');
 
   constructor(
     private readonly deps: {
-      local: FsBlobStore;
-      layout: StorageLayout;
+      local: LocalBlobStore;
+      metadata: Pick<MetadataStore, 'acquireLease'>;
       upstreams: Upstreams;
       logger: Logger;
-      metrics?: MirrorMetrics;
+      metrics?: MirrorMetrics | undefined;
       storageFull: StorageFullState;
     },
   ) {}
-
-  /** Temp files of the downloads in progress (garbage collection leaves them alone). */
-  private readonly tempPaths = new Set<string>();
 
   /** Downloads in progress, for shutdown and metrics. */
   get inflight(): number {
@@ -49,42 +67,49 @@ export class ProxyBlobStore implements BlobStore {
     return this.fetches.has(digest);
   }
 
-  /** Whether a running download is writing this temp file. */
-  isWritingTemp(file: string): boolean {
-    return this.tempPaths.has(file);
+  /** Whether a running download is writing this content write. */
+  isWriting(writeId: string): boolean {
+    return this.writes.has(writeId);
   }
 
   async stat(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined> {
-    const local = await this.deps.local.stat(repo, digest);
-    if (local) {
+    const { local } = this.deps;
+    const [held, stored] = await Promise.all([local.holds(repo, digest), local.statContent(digest)]);
+    if (stored) {
+      if (!held && !(await this.confirm(repo, digest))) return undefined;
       this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
-      return local;
+      return stored;
     }
     const running = this.fetches.get(digest);
-    if (running) {
-      const fetch = await running.catch(() => undefined);
+    if (running && sameRepo(running.repo, repo)) {
+      const fetch = await running.fetch.catch(() => undefined);
       if (fetch?.size !== undefined) return { digest, size: fetch.size };
     }
     this.deps.metrics?.cache.inc({ kind: 'blob', result: 'miss' });
-    const res = await this.upstreamBlob(repo, digest, 'HEAD');
-    if (res.status === 404) {
-      release(res.body);
-      return undefined;
-    }
-    if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
-    release(res.body);
-    const size = contentLength(res);
-    if (size === undefined) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} sent no size for blob ${digest}`);
-    return { digest, size };
+    return this.headUpstream(repo, digest);
   }
 
   async open(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined> {
-    const local = await this.deps.local.open(repo, digest, range);
-    if (local) {
-      this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
-      return local;
+    const { local } = this.deps;
+    if (await local.holds(repo, digest)) {
+      const content = await local.openContent(digest, range);
+      if (content) {
+        this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+        return content;
+      }
+    } else if (await local.statContent(digest)) {
+      // Stored for another repository: served through this one only once its upstream says it has it.
+      if (!(await this.confirm(repo, digest))) return undefined;
+      const content = await local.openContent(digest, range);
+      if (content) {
+        this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+        return content;
+      }
     }
-    const joined = this.fetches.has(digest);
+    const running = this.fetches.get(digest);
+    // A download started for another repository is joined only once this repository's upstream confirmed the blob.
+    if (running && !sameRepo(running.repo, repo) && !(await this.confirm(repo, digest))) return undefined;
+    const joined = running !== undefined;
     if (!joined && this.deps.storageFull.isFull) return this.direct(repo, digest, range);
     let fetch: BlobFetch | undefined;
     try {
@@ -94,13 +119,16 @@ export class ProxyBlobStore implements BlobStore {
       if (isStorageFull(err)) return this.direct(repo, digest, range);
       throw err;
     }
-    // A download finished between our miss and our joining: it is on disk now.
-    if (!fetch) return this.deps.local.open(repo, digest, range);
+    // A download finished between our miss and our joining (here or in another process): it is stored now.
+    if (!fetch) {
+      await local.hold(repo, digest);
+      return local.openContent(digest, range);
+    }
     this.deps.metrics?.cache.inc({ kind: 'blob', result: joined ? 'joined' : 'miss' });
     if (fetch.size === undefined && range) {
       // Size unknown until the download ends: wait for it, then serve the range from the cache.
       await fetch.done;
-      return this.deps.local.open(repo, digest, range);
+      return local.openContent(digest, range);
     }
     const resolved = fetch.resolve(range);
     const info = { digest, size: fetch.size ?? -1 };
@@ -109,26 +137,64 @@ export class ProxyBlobStore implements BlobStore {
   }
 
   private fetchOnce(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {
-    let p = this.fetches.get(digest);
-    if (!p) {
-      const started = this.start(repo, digest);
-      p = started;
-      this.fetches.set(digest, p);
-      const release = (): void => {
-        if (this.fetches.get(digest) === started) this.fetches.delete(digest);
-      };
-      started.then((f) => (f ? f.done.then(release, release) : release()), release);
-    }
-    return p;
+    const running = this.fetches.get(digest);
+    if (running) return running.fetch;
+    const started = this.start(repo, digest);
+    const entry = { repo, fetch: started };
+    this.fetches.set(digest, entry);
+    const release = (): void => {
+      if (this.fetches.get(digest) === entry) this.fetches.delete(digest);
+    };
+    started.then((f) => (f ? f.done.then(release, release) : release()), release);
+    return started;
   }
 
   /**
-   * Starts the upstream download; resolves once the upstream has answered with the blob's headers, or with
-   * undefined when the blob reached the cache since the caller looked (an entry is released only after
-   * its blob is committed, so looking again here closes that window).
+   * Starts the upstream download once this process holds the digest's lease; resolves once the upstream has
+   * answered with the blob's headers, or with undefined when the blob reached storage since the caller
+   * looked (downloaded by another process, or an entry released just after its commit).
    */
   private async start(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {
-    if (await this.deps.local.stat(repo, digest)) return undefined;
+    const lease = await this.leaseOrStored(digest);
+    if (!lease) return undefined;
+    let fetch: BlobFetch;
+    try {
+      fetch = await this.download(repo, digest);
+    } catch (err) {
+      await lease.release();
+      throw err;
+    }
+    const renew = setInterval(() => void lease.renew(FETCH_LEASE_MS), FETCH_LEASE_MS / 3);
+    renew.unref();
+    const settled = (): void => {
+      clearInterval(renew);
+      void lease.release();
+    };
+    fetch.done.then(async () => {
+      await this.deps.local.hold(repo, digest);
+      settled();
+    }, settled);
+    return fetch;
+  }
+
+  /** The digest's download lease, or undefined once the blob is stored (here, or by the lease's holder). */
+  private async leaseOrStored(digest: string): Promise<Lease | undefined> {
+    for (;;) {
+      if (await this.deps.local.statContent(digest)) return undefined;
+      const lease = await this.deps.metadata.acquireLease(`fetch:${digest}`, this.holder, FETCH_LEASE_MS);
+      if (lease) {
+        // Stored between the look and the lease: nothing to download.
+        if (await this.deps.local.statContent(digest)) {
+          await lease.release();
+          return undefined;
+        }
+        return lease;
+      }
+      await sleep(LEASE_POLL_MS);
+    }
+  }
+
+  private async download(repo: RepositoryRef, digest: string): Promise<BlobFetch> {
     const res = await this.upstreamBlob(repo, digest, 'GET');
     if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
     const size = contentLength(res);
@@ -141,20 +207,46 @@ export class ProxyBlobStore implements BlobStore {
       throw err;
     }
     const resume = { attempts: RESUME_ATTEMPTS, from: (offset: number) => this.resumeFrom(repo, digest, offset) };
-    const fetch = new BlobFetch(writer, res.body, { digest, size }, (d) => this.deps.layout.blobPath(d), this.deps.logger, resume);
+    const fetch = new BlobFetch(writer, res.body, { digest, size }, this.deps.logger, resume);
     fetch.done.catch((err: unknown) => {
       if (err instanceof MirrorgateError && err.code === 'STORAGE_FULL') this.markFull(err);
     });
     const metrics = this.deps.metrics;
     metrics?.inflightFetches.inc();
-    const tempPath = writer.tempPath;
-    this.tempPaths.add(tempPath);
+    const writeId = writer.id;
+    this.writes.add(writeId);
     const settled = (): void => {
       metrics?.inflightFetches.dec();
-      this.tempPaths.delete(tempPath);
+      this.writes.delete(writeId);
     };
     fetch.done.then(settled, settled);
     return fetch;
+  }
+
+  /**
+   * Whether the repository's upstream has the blob (one HEAD, shared by simultaneous callers); when it does,
+   * the repository holds it from then on.
+   */
+  private confirm(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined> {
+    return this.confirms.do(`${repo.upstream}/${repo.path}@${digest}`, async () => {
+      const info = await this.headUpstream(repo, digest);
+      if (info) await this.deps.local.hold(repo, digest);
+      return info;
+    });
+  }
+
+  /** Upstream HEAD of a blob: its size, or undefined when the upstream does not have it. */
+  private async headUpstream(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined> {
+    const res = await this.upstreamBlob(repo, digest, 'HEAD');
+    if (res.status === 404) {
+      release(res.body);
+      return undefined;
+    }
+    if (res.status !== 200) throw await upstreamFailure(res, 'BLOB_UNKNOWN', `blob ${digest}`, repo.upstream);
+    release(res.body);
+    const size = contentLength(res);
+    if (size === undefined) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} sent no size for blob ${digest}`);
+    return { digest, size };
   }
 
   /** The rest of a blob from `offset`, when the upstream honours range requests. */
@@ -200,6 +292,10 @@ export class ProxyBlobStore implements BlobStore {
     const info = { digest, size: size ?? -1 };
     return resolved ? { info, body: slice, range: resolved } : { info, body: slice };
   }
+}
+
+function sameRepo(a: RepositoryRef, b: RepositoryRef): boolean {
+  return a.upstream === b.upstream && a.path === b.path;
 }
 
 /** The body size an upstream announced, when it announced a valid one. */

@@ -4,7 +4,7 @@ import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { parseDigest } from '../../reference/grammar.js';
 import type { MirrorMetrics } from '../metrics.js';
-import type { FsManifestStore } from '../store/fs-manifest-store.js';
+import type { LocalManifestStore } from '../local/local-manifest-store.js';
 import { ALL_MANIFEST_TYPES, MANIFEST_MAX_BYTES, manifestMediaType } from '../store/manifest-media.js';
 import type { Manifest, ManifestDescriptor, ManifestRequest, ManifestStore, RepositoryRef, TagRecord } from '../store/types.js';
 import { header, release, type UpstreamResponse } from '../upstream/client.js';
@@ -17,10 +17,11 @@ import { isStorageFull } from '../store/storage-full.js';
 const ACCEPT_ALL = ALL_MANIFEST_TYPES.join(', ');
 
 /**
- * The caching manifest store. Content addressed by digest is served from disk with zero upstream calls.
- * Tags are answered locally within their freshness window, then revalidated with an upstream HEAD (free
- * on Docker Hub's pull quota); a GET goes upstream only for content the mirror does not hold. When the
- * upstream is down or rate limiting, cached tags are served stale.
+ * The caching manifest store, wrapping the local one. Content addressed by digest that the repository holds
+ * is served from storage with zero upstream calls; stored for another repository, once the repository's
+ * upstream confirmed it with a HEAD. Tags are answered locally within their freshness window, then
+ * revalidated with an upstream HEAD (free on Docker Hub's pull quota); a GET goes upstream only for content
+ * the mirror does not hold. When the upstream is down or rate limiting, cached tags are served stale.
  */
 export class ProxyManifestStore implements ManifestStore {
   private readonly gets = new Singleflight<Manifest>();
@@ -28,7 +29,7 @@ export class ProxyManifestStore implements ManifestStore {
 
   constructor(
     private readonly deps: {
-      local: FsManifestStore;
+      local: LocalManifestStore;
       upstreams: Upstreams;
       clock: Clock;
       logger: Logger;
@@ -39,9 +40,12 @@ export class ProxyManifestStore implements ManifestStore {
   async get(repo: RepositoryRef, request: ManifestRequest): Promise<Manifest | undefined> {
     const { local } = this.deps;
     if (parseDigest(request.reference)) {
-      const m = await local.readManifest(request.reference);
+      const digest = request.reference;
+      const [held, m] = await Promise.all([local.holds(repo, digest), local.readManifest(digest)]);
       this.count('manifest', m ? 'hit' : 'miss');
-      return m ?? this.fetch(repo, request.reference);
+      if (!m) return this.fetch(repo, digest);
+      if (!held) await this.confirm(repo, digest, m);
+      return m;
     }
     const tag = request.reference;
     const rec = await local.readTag(repo, tag);
@@ -70,9 +74,12 @@ export class ProxyManifestStore implements ManifestStore {
   async stat(repo: RepositoryRef, request: ManifestRequest): Promise<ManifestDescriptor | undefined> {
     const { local } = this.deps;
     if (parseDigest(request.reference)) {
-      const m = await local.readManifest(request.reference);
+      const digest = request.reference;
+      const [held, m] = await Promise.all([local.holds(repo, digest), local.readManifest(digest)]);
       this.count('manifest', m ? 'hit' : 'miss');
-      return m ? describe(m) : this.headUpstream(repo, request.reference);
+      if (!m) return this.headUpstream(repo, digest);
+      if (!held) await this.confirm(repo, digest, m);
+      return describe(m);
     }
     const tag = request.reference;
     const rec = await local.readTag(repo, tag);
@@ -92,6 +99,15 @@ export class ProxyManifestStore implements ManifestStore {
     // Remember what the tag points at, even though the content is fetched only when someone GETs it.
     await this.writeTag(repo, tag, { ...current, checkedAt: this.deps.clock.now() });
     return current;
+  }
+
+  /**
+   * A manifest stored for another repository: this repository holds it only once its upstream says so (one
+   * HEAD; MANIFEST_UNKNOWN, the upstream's answer, otherwise).
+   */
+  private async confirm(repo: RepositoryRef, digest: string, m: Manifest): Promise<void> {
+    await this.headUpstream(repo, digest);
+    await this.deps.local.hold(repo, digest, m);
   }
 
   private isFresh(repo: RepositoryRef, rec: TagRecord): boolean {

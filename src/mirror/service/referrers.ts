@@ -1,6 +1,6 @@
 import type { Logger } from '../../common/logger.js';
 import { readCapped } from '../proxy/read-capped.js';
-import type { FsManifestStore } from '../store/fs-manifest-store.js';
+import type { LocalManifestStore } from '../local/local-manifest-store.js';
 import { MEDIA_TYPES, type Descriptor } from '../store/manifest-media.js';
 import type { RepositoryRef } from '../store/types.js';
 import { discard, header } from '../upstream/client.js';
@@ -13,7 +13,6 @@ export interface ReferrersAnswer {
   body: Buffer;
   /** Set when the artifactType filter was applied. */
   filtersApplied: boolean;
-  source: 'upstream' | 'cache';
 }
 
 /**
@@ -21,7 +20,7 @@ export interface ReferrersAnswer {
  * answered from the referrers the mirror holds for the subject, an empty index when none.
  */
 export async function listReferrers(
-  deps: { upstreams: Upstreams; local: FsManifestStore; logger: Logger },
+  deps: { upstreams: Upstreams; local: Pick<LocalManifestStore, 'listReferrers'>; logger: Logger },
   repo: RepositoryRef,
   subject: string,
   artifactType: string | undefined,
@@ -34,10 +33,10 @@ export async function listReferrers(
       const body = await readCapped(res.body, REFERRERS_MAX_BYTES, `referrers of ${subject}`);
       const index = JSON.parse(body.toString('utf8')) as { manifests?: Descriptor[] };
       const applied = header(res.headers, 'oci-filters-applied')?.includes('artifactType') ?? false;
-      if (!artifactType || applied) return { body, filtersApplied: applied, source: 'upstream' };
+      if (!artifactType || applied) return { body, filtersApplied: applied };
       // The upstream ignored the filter: apply it here so clients get what they asked for.
       const manifests = (index.manifests ?? []).filter((d) => d.artifactType === artifactType);
-      return { body: Buffer.from(JSON.stringify({ ...index, manifests })), filtersApplied: true, source: 'upstream' };
+      return { body: Buffer.from(JSON.stringify({ ...index, manifests })), filtersApplied: true };
     }
     await discard(res.body);
   } catch (err) {
@@ -46,5 +45,5 @@ export async function listReferrers(
   let manifests: Descriptor[] = await deps.local.listReferrers(repo, subject);
   if (artifactType) manifests = manifests.filter((d) => d.artifactType === artifactType);
   const index = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests };
-  return { body: Buffer.from(JSON.stringify(index)), filtersApplied: Boolean(artifactType), source: 'cache' };
+  return { body: Buffer.from(JSON.stringify(index)), filtersApplied: Boolean(artifactType) };
 }

@@ -1,7 +1,7 @@
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { readCapped } from '../proxy/read-capped.js';
-import type { FsManifestStore } from '../store/fs-manifest-store.js';
+import type { LocalManifestStore } from '../local/local-manifest-store.js';
 import type { RepositoryRef } from '../store/types.js';
 import { header } from '../upstream/client.js';
 import { isUpstreamOutage, upstreamFailure } from '../upstream/status.js';
@@ -14,15 +14,13 @@ export interface TagPage {
   tags: string[];
   /** Query of the next page, when there is one. */
   next?: { n: number; last: string };
-  /** True when the upstream could not be asked and the list is what the cache holds. */
-  fromCache: boolean;
 }
 
 /**
  * Tag listing: the upstream is the authority (the cache holds only tags someone pulled), paginated with
  * the client's `n`/`last` passed through. When the upstream is unavailable, the cached tags are listed.
  */
-export async function listTags(deps: { upstreams: Upstreams; local: FsManifestStore; logger: Logger }, repo: RepositoryRef, page: PageRequest): Promise<TagPage> {
+export async function listTags(deps: { upstreams: Upstreams; local: Pick<LocalManifestStore, 'listTags'>; logger: Logger }, repo: RepositoryRef, page: PageRequest): Promise<TagPage> {
   try {
     return await listUpstream(deps.upstreams, repo, page);
   } catch (err) {
@@ -31,7 +29,7 @@ export async function listTags(deps: { upstreams: Upstreams; local: FsManifestSt
     if (cached.length === 0) throw err;
     deps.logger.warn({ upstream: repo.upstream, repository: repo.path, err: (err as Error).message }, 'upstream unavailable; listing cached tags');
     const p = paginate(cached, page);
-    return p.next ? { tags: p.items, next: p.next, fromCache: true } : { tags: p.items, fromCache: true };
+    return p.next ? { tags: p.items, next: p.next } : { tags: p.items };
   }
 }
 
@@ -53,7 +51,7 @@ async function listUpstream(upstreams: Upstreams, repo: RepositoryRef, page: Pag
   const tags = Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string') : [];
   const link = header(res.headers, 'link');
   const next = link ? parseNextLink(link) : undefined;
-  return next ? { tags, next, fromCache: false } : { tags, fromCache: false };
+  return next ? { tags, next } : { tags };
 }
 
 /** Reads `n` and `last` out of an upstream's `Link: <...?n=..&last=..>; rel="next"`. */

@@ -79,7 +79,7 @@ describe('eviction while clients read and downloads run', () => {
     const result = await mirror.server.cache.runPass({ trigger: 'test' });
     expect(result.applied!.units.map((u) => u.root.tag)).toEqual(['old']);
     expect(contentOnDisk(mirror.storage.path, 'blobs').has(layer.digest)).toBe(false);
-    expect([...tagsOnDisk(mirror.storage.path, 'docker.io/library/big').keys()]).toEqual(['new']);
+    expect([...tagsOnDisk(mirror.storage.path, { upstream: 'docker.io', path: 'library/big' }).keys()]).toEqual(['new']);
 
     const body = await readAll(res.body, [first]);
     expect(body.length).toBe(layer.size);
@@ -106,7 +106,7 @@ describe('eviction while clients read and downloads run', () => {
     // keepLast 0 removes the tag while its blob is still downloading; staleTempAge 0 makes every idle temp file stale.
     const during = await mirror.server.cache.runPass({ trigger: 'test' });
     expect(during.applied!.units.map((u) => u.root.tag)).toEqual(['1']);
-    expect(during.temp.map((t) => path.basename(t.file))).not.toContain(parts[0]);
+    expect(during.temp.map((t) => `${t.id}.part`)).not.toContain(parts[0]);
     expect(existsSync(path.join(tmp, parts[0]!))).toBe(true);
 
     const res = await pending;

@@ -89,7 +89,7 @@ describe('size cap with LRU eviction', () => {
     expect(peak).toBeLessThanOrEqual(CAP);
 
     // What remains: the most recent images, each complete; nothing else on disk.
-    const tags = tagsOnDisk(root, 'docker.io/library/app');
+    const tags = tagsOnDisk(root, { upstream: 'docker.io', path: 'library/app' });
     const kept = images.filter((i) => tags.has(i.tag));
     expect(kept.length).toBeGreaterThanOrEqual(2);
     expect(kept.map((i) => i.tag)).toEqual(images.slice(-kept.length).map((i) => i.tag));

@@ -9,6 +9,7 @@ import { startMirror } from '../../helpers/mirror.js';
 import { skopeoCopy } from '../../helpers/skopeo.js';
 import { Cleanup, makeTempDir, type TempDir } from '../../helpers/tmp.js';
 import { runCliToEnd } from '../../helpers/cli-process.js';
+import { StorageLayout } from '../../../src/mirror/store/fs/layout.js';
 
 const cleanup = new Cleanup();
 let hub: HubFront;
@@ -44,8 +45,8 @@ async function filledCache(): Promise<TempDir> {
   return storage;
 }
 
-function plant(root: string, rel: string, bytes: Buffer, ageMs: number): string {
-  const file = path.join(root, rel);
+/** Writes a file as a crash would have left it, last written `ageMs` ago. */
+function plant(file: string, bytes: Buffer, ageMs: number): string {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, bytes);
   const t = new Date(Date.now() - ageMs);
@@ -57,21 +58,22 @@ describe('mirrorgate gc', () => {
   it('after a crash: lists, then removes, stale temp files and unreferenced content; images stay whole', async () => {
     const storage = await filledCache();
     const root = storage.path;
-    const oldPart = plant(root, 'tmp/1700000000000-aaaa.part', Buffer.alloc(5000, 1), 2 * HOUR);
-    const freshPart = plant(root, 'tmp/1700000000001-bbbb.part', Buffer.alloc(100, 2), 0);
+    const layout = new StorageLayout(root);
+    const oldPart = plant(path.join(layout.tmpDir, 'blobs-1700000000000-aaaaaaaaaaaaaaaa.part'), Buffer.alloc(5000, 1), 2 * HOUR);
+    const freshPart = plant(path.join(layout.tmpDir, 'blobs-1700000000001-bbbbbbbbbbbbbbbb.part'), Buffer.alloc(100, 2), 0);
     const orphanBytes = Buffer.from('a blob committed just before the crash, its manifest never was');
     const orphan = sha256(orphanBytes);
-    const orphanFile = plant(root, `blobs/sha256/${orphan.slice(7, 9)}/${orphan.slice(7)}`, orphanBytes, 2 * HOUR);
+    const orphanFile = plant(layout.blobPath(orphan), orphanBytes, 2 * HOUR);
     const youngBytes = Buffer.from('a blob fetched a moment ago, its manifest may be on its way');
     const young = sha256(youngBytes);
-    const youngFile = plant(root, `blobs/sha256/${young.slice(7, 9)}/${young.slice(7)}`, youngBytes, 0);
+    const youngFile = plant(layout.blobPath(young), youngBytes, 0);
 
     const dry = await gc(['--storage', root, '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('dry run: nothing is deleted');
     expect(dry.stdout).toContain(`would remove unreferenced blob ${orphan}`);
-    expect(dry.stdout).toContain('would remove stale temp file tmp/1700000000000-aaaa.part');
-    expect(dry.stdout).not.toContain('bbbb.part');
+    expect(dry.stdout).toContain('would remove stale temp file blobs-1700000000000-aaaaaaaaaaaaaaaa (blobs');
+    expect(dry.stdout).not.toContain('bbbbbbbbbbbbbbbb');
     expect(dry.stdout).not.toContain(young);
     for (const f of [oldPart, freshPart, orphanFile, youngFile]) expect(existsSync(f)).toBe(true);
 
@@ -84,7 +86,7 @@ describe('mirrorgate gc', () => {
     expect(existsSync(youngFile)).toBe(true);
     const blobs = contentOnDisk(root, 'blobs');
     for (const img of [...images, release]) for (const b of [img.config, ...img.layers]) expect(blobs.has(b.digest)).toBe(true);
-    expect(tagsOnDisk(root, 'docker.io/team/app').size).toBe(4);
+    expect(tagsOnDisk(root, { upstream: 'docker.io', path: 'team/app' }).size).toBe(4);
 
     // The mirror starts on the collected directory and serves the images without going upstream for blobs.
     const mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url }, storage, config: { mirror: { storage: { path: root }, cache: { gcInterval: 0 } } } }));
@@ -106,13 +108,13 @@ describe('mirrorgate gc', () => {
     expect(dry.stdout).toMatch(/would remove tag docker\.io\/team\/app:dev-1: retention: not among the 1 most recently used tags; frees \d/);
     expect(dry.stdout).toMatch(/would remove tag docker\.io\/team\/app:dev-2: retention/);
     expect(dry.stdout).not.toMatch(/app:dev-3|app:v1\.2\.0/);
-    expect(tagsOnDisk(root, 'docker.io/team/app').size).toBe(4);
+    expect(tagsOnDisk(root, { upstream: 'docker.io', path: 'team/app' }).size).toBe(4);
 
     const json = await gc(['--config', config, '--storage', root, '--json']);
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as { remove: { name: string; reason: string }[]; content: { digest: string }[] };
     expect(report.remove.map((r) => r.name).sort()).toEqual(['docker.io/team/app:dev-1', 'docker.io/team/app:dev-2']);
-    expect([...tagsOnDisk(root, 'docker.io/team/app').keys()].sort()).toEqual(['dev-3', 'v1.2.0']);
+    expect([...tagsOnDisk(root, { upstream: 'docker.io', path: 'team/app' }).keys()].sort()).toEqual(['dev-3', 'v1.2.0']);
     const blobs = contentOnDisk(root, 'blobs');
     for (const img of images.slice(0, 2)) for (const b of img.layers) expect(blobs.has(b.digest)).toBe(false);
     for (const img of [images[2]!, release]) for (const b of [img.config, ...img.layers]) expect(blobs.has(b.digest)).toBe(true);

@@ -9,6 +9,7 @@ import { MediaTypes, pushBigBlob, pushImage, sha256, type BlobRef, type PushedIm
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
 import { fetchAll, waitFor } from '../../helpers/http.js';
 import { Cleanup, makeTempDir, type TempDir } from '../../helpers/tmp.js';
+import { blobFile as blobFileIn } from '../../helpers/cache-disk.js';
 
 /**
  * A real full disk: the cache lives on a 4 MiB tmpfs. Mounting needs root (CI and developer machines run
@@ -24,7 +25,7 @@ let big: BlobRef;
 let image: PushedImage;
 
 function blobFile(digest: string): string {
-  return path.join(mountDir.path, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+  return blobFileIn(mountDir.path, digest);
 }
 
 beforeAll(async () => {

@@ -9,6 +9,7 @@ import { MediaTypes, pushBigBlob, pushImage, sha256, type BlobRef, type PushedIm
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
 import { fetchAll, waitFor } from '../../helpers/http.js';
 import { Cleanup } from '../../helpers/tmp.js';
+import { blobFile as blobFileIn, contentOnDisk } from '../../helpers/cache-disk.js';
 
 const cleanup = new Cleanup();
 const clock = new ManualClock(Date.now());
@@ -22,7 +23,7 @@ const ACCEPT = [MediaTypes.ociIndex, MediaTypes.dockerManifestList, MediaTypes.o
 
 
 function blobFile(digest: string): string {
-  return path.join(mirror.storage.path, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+  return blobFileIn(mirror.storage.path, digest);
 }
 
 function tempFiles(): string[] {
@@ -107,7 +108,7 @@ describe('upstream faults', () => {
     const r = await fetchAll(`${mirror.url}/v2/library/app/manifests/${image.digest}`, { accept: ACCEPT });
     expect(r.status).toBe(502);
     expect(r.code()).toBe('UNAVAILABLE');
-    expect(existsSync(path.join(mirror.storage.path, 'manifests', 'sha256', image.digest.slice(7, 9), image.digest.slice(7)))).toBe(false);
+    expect(contentOnDisk(mirror.storage.path, 'manifests').has(image.digest)).toBe(false);
   });
 
   it('passes 429 through with Retry-After for uncached content', async () => {

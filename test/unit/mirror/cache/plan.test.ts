@@ -21,6 +21,7 @@ function inventory(spec: {
       repo: { upstream: 'docker.io', path: name },
       tags: Object.entries(r.tags ?? {}).map(([tag, m]) => ({ tag, digest: d(m), mtime: NOW - 48 * H })),
       links: [...new Set([...Object.values(r.tags ?? {}), ...(r.links ?? [])])].map((m) => ({ digest: d(m), mtime: NOW - 48 * H })),
+      blobLinks: [],
       referrers: [],
     };
     inv.repositories.push(entry);
