@@ -4,7 +4,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import type { FsBlobStore } from '../store/fs-blob-store.js';
 import type { StorageLayout } from '../store/layout.js';
 import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
-import { header, release, type UpstreamResponse } from '../upstream/client.js';
+import { contentLength, header, release, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { BlobFetch } from './blob-fetch.js';
@@ -200,10 +200,4 @@ export class ProxyBlobStore implements BlobStore {
     const info = { digest, size: size ?? -1 };
     return resolved ? { info, body: slice, range: resolved } : { info, body: slice };
   }
-}
-
-/** The body size an upstream announced, when it announced a valid one. */
-function contentLength(res: UpstreamResponse): number | undefined {
-  const length = header(res.headers, 'content-length');
-  return length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
 }

@@ -40,7 +40,8 @@ beforeAll(async () => {
   for (let i = 0; i < 7; i++) await pushImage(hubRegistry.url, 'library/paged', `t${i}`, { layers: [100], format: 'docker', seed: `paged${i}` });
   hub = cleanup.add(await startHubFront({ target: hubRegistry.url, referrers: true }));
   ghcr = cleanup.add(await startHubFront({ target: ghcrRegistry.url, redirectBlobsTo: 'cdn' }));
-  mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url, 'ghcr.io': ghcr.url }, clock }));
+  // Its CDN listens on loopback, which redirects may reach only when the upstream's configuration allows it.
+  mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url, 'ghcr.io': { url: ghcr.url, allowPrivateRedirects: true } }, clock }));
 }, 120_000);
 
 afterAll(() => cleanup.run());
