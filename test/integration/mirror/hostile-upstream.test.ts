@@ -13,7 +13,7 @@ import { Cleanup, freePort } from '../../helpers/tmp.js';
 
 /**
  * An upstream that attacks the mirror: redirects meant to steal its credentials or reach internal
- * addresses, bodies that are not what they claim.
+ * addresses, bodies that are not what they claim, tag lists meant to exhaust memory or smuggle names.
  */
 const cleanup = new Cleanup();
 const USER = 'mirror-bot';
@@ -35,6 +35,7 @@ beforeAll(async () => {
   registryUrl = registry.url;
   image = await pushImage(registry.url, 'private/app', '1', { layers: [5000], format: 'oci', seed: 'hostile-upstream' });
   other = await pushImage(registry.url, 'private/other', '1', { layers: [3000], format: 'oci', seed: 'hostile-other' });
+  for (let i = 0; i < 7; i++) await pushImage(registry.url, 'library/paged', `t${i}`, { layers: [100], format: 'docker', seed: `hostile-paged${i}` });
   hub = cleanup.add(await startHubFront({ target: registry.url, credentials: { username: USER, password: PASSWORD } }));
   evil = cleanup.add(await startHostileServer());
   hostile = cleanup.add(await startHostileServer());
@@ -225,5 +226,71 @@ describe('manifests that are not manifests', () => {
       expect(JSON.parse(res.text)).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
     }
     expect(storedManifests(mirror)).toEqual([]);
+  });
+});
+
+describe('hostile tag lists', () => {
+  const tagsOf = (text: string): string[] => (JSON.parse(text) as { tags: string[] }).tags;
+
+  it('a tag list larger than the cap is refused without being read whole', async () => {
+    const mirror = await mirrorOf({ url: hostile.url });
+    const tag = 'a'.repeat(120);
+    const chunk = Buffer.from(`"${tag}",`.repeat(8000));
+    let sent = 0;
+    hostile.handle = async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"name":"library/app","tags":[');
+      // 10 MB, written only as fast as the mirror reads it.
+      while (sent < 10_000_000 && !res.destroyed) {
+        sent += chunk.length;
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+      }
+      res.end(`"${tag}"]}`);
+    };
+    const res = await get(`${mirror.url}/v2/library/app/tags/list`);
+    expect(res.status).toBe(502);
+    expect(sent).toBeLessThan(10_000_000);
+  });
+
+  it('drops tags that break the grammar, honours n and builds Link from validated values', async () => {
+    const logs = captureLogs();
+    const mirror = await mirrorOf({ url: hostile.url }, logs.logger);
+    let link = '</v2/library/app/tags/list?n=99999999&last=%3Cscript%3E>; rel="next"';
+    hostile.handle = (_req, res) =>
+      sendJson(res, 200, { name: 'library/app', tags: ['v1', '../../etc', '<script>alert(1)</script>', 'v2', 7, 'x'.repeat(129), 'v4', 'v3'] }, { link });
+    const two = await get(`${mirror.url}/v2/library/app/tags/list?n=2`);
+    expect(two.status).toBe(200);
+    expect(tagsOf(two.text)).toEqual(['v1', 'v2']);
+    expect(two.headers.link).toBe('</v2/library/app/tags/list?n=2&last=v2>; rel="next"');
+    expect(logs.lines().find((l) => l.msg === 'upstream tag list: entries that are not valid tags dropped')).toMatchObject({ dropped: 4 });
+
+    // An upstream Link whose last is not a tag is dropped; one with a huge n is clamped.
+    const all = await get(`${mirror.url}/v2/library/app/tags/list`);
+    expect(tagsOf(all.text)).toEqual(['v1', 'v2', 'v3', 'v4']);
+    expect(all.headers.link).toBeUndefined();
+    link = '</v2/library/app/tags/list?n=99999999&last=v4>; rel="next"';
+    const clamped = await get(`${mirror.url}/v2/library/app/tags/list`);
+    expect(clamped.headers.link).toBe('</v2/library/app/tags/list?n=10000&last=v4>; rel="next"');
+  });
+
+  it('caps the tags of one answer when the client sends no n', async () => {
+    const mirror = await mirrorOf({ url: hostile.url });
+    const many = Array.from({ length: 10_001 }, (_, i) => `t${String(i).padStart(5, '0')}`);
+    hostile.handle = (_req, res) => sendJson(res, 200, { name: 'library/app', tags: many });
+    const res = await get(`${mirror.url}/v2/library/app/tags/list`);
+    expect(tagsOf(res.text)).toEqual(many.slice(0, 10_000));
+    expect(res.headers.link).toBe(`</v2/library/app/tags/list?n=10000&last=${many[9_999]}>; rel="next"`);
+  });
+
+  it("pages with n and last even when the upstream ignores them (Debian's registry does)", async () => {
+    const mirror = await mirrorOf({ url: registryUrl });
+    const p1 = await get(`${mirror.url}/v2/library/paged/tags/list?n=3`);
+    expect(tagsOf(p1.text)).toEqual(['t0', 't1', 't2']);
+    expect(p1.headers.link).toBe('</v2/library/paged/tags/list?n=3&last=t2>; rel="next"');
+    const p2 = await get(`${mirror.url}/v2/library/paged/tags/list?n=3&last=t2`);
+    expect(tagsOf(p2.text)).toEqual(['t3', 't4', 't5']);
+    const p3 = await get(`${mirror.url}/v2/library/paged/tags/list?n=3&last=t5`);
+    expect(tagsOf(p3.text)).toEqual(['t6']);
+    expect(p3.headers.link).toBeUndefined();
   });
 });
