@@ -25,6 +25,12 @@ export interface UpstreamClientOptions {
   fetchGate?: Semaphore;
 }
 
+/** The leading integer of a rate-limit header (`76;w=21600`), when there is one. */
+function rateLimitValue(value: string | undefined): number | undefined {
+  const m = value === undefined ? null : /^\s*(\d{1,12})\b/.exec(value);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
  * Talks to one upstream registry: the transport (pool, timeouts, retries, redirects) and Docker's token
  * flow (`TokenAuth`), with the fetch gate, metrics and a log line per request around them.
@@ -83,7 +89,7 @@ export class UpstreamClient {
         }
       }
       outcome = String(res.status);
-      this.observeRateLimit(res);
+      if (req.kind === 'manifest') this.observeRateLimit(res);
       if (releaseGate && req.method === 'GET') {
         gateHeld = false;
         res.body.once('close', releaseGate).once('end', releaseGate).once('error', releaseGate);
@@ -99,13 +105,14 @@ export class UpstreamClient {
     }
   }
 
+  /** Docker Hub's pull quota, from the `ratelimit-limit` and `ratelimit-remaining` headers of manifest answers. */
   private observeRateLimit(res: UpstreamResponse): void {
-    const remaining = header(res.headers, 'ratelimit-remaining');
-    if (!remaining) return;
-    const n = Number.parseInt(remaining, 10);
-    if (Number.isFinite(n)) {
-      this.opts.metrics?.rateLimitRemaining.set({ upstream: this.host }, n);
-      this.opts.logger.info({ upstream: this.host, ratelimitRemaining: n }, 'upstream rate limit');
+    const remaining = rateLimitValue(header(res.headers, 'ratelimit-remaining'));
+    const limit = rateLimitValue(header(res.headers, 'ratelimit-limit'));
+    if (limit !== undefined) this.opts.metrics?.rateLimitLimit.set({ upstream: this.host }, limit);
+    if (remaining !== undefined) {
+      this.opts.metrics?.rateLimitRemaining.set({ upstream: this.host }, remaining);
+      this.opts.logger.info({ upstream: this.host, ratelimitRemaining: remaining, ratelimitLimit: limit }, 'upstream rate limit');
     }
   }
 }

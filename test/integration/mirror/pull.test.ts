@@ -97,6 +97,16 @@ describe('pulling through the mirror with skopeo', () => {
     expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
   });
 
+  it("exports Docker Hub's rate-limit headers of manifest responses as gauges", async () => {
+    const fresh = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url } }));
+    hub.rateLimitRemaining = 77;
+    const m = await get(`${fresh.url}/v2/team/oci/manifests/v1`, { accept: ACCEPT_ALL });
+    expect(m.status).toBe(200);
+    const metrics = (await get(`${fresh.url}/metrics`)).body.toString();
+    expect(metrics).toContain('mirrorgate_upstream_ratelimit_remaining{upstream="docker.io"} 76');
+    expect(metrics).toContain('mirrorgate_upstream_ratelimit_limit{upstream="docker.io"} 100');
+  });
+
   it('keeps multi-arch images multi-arch', async () => {
     const pulled = await pull('library/multi:1', 'all');
     expect(pulled.manifestDigest).toBe(multi.digest);
