@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { configSchema, KNOWN_UPSTREAM_URLS, type Config } from './schema.js';
+import { configSchema, KNOWN_UPSTREAM_OPTIONS, KNOWN_UPSTREAM_URLS, type Config } from './schema.js';
 import { MirrorgateError } from '../common/errors.js';
 
 /** A raw, not yet validated configuration tree (what YAML, env and flags produce). */
@@ -48,7 +48,7 @@ export function parseUpstreamSpecs(specs: string[], problems: string[]): RawConf
       problems.push(`upstream "${spec}": expected HOST=URL (a URL may be left out only for ${Object.keys(KNOWN_UPSTREAM_URLS).join(', ')})`);
       continue;
     }
-    out[host] = { url };
+    out[host] = eq < 0 ? { url, ...KNOWN_UPSTREAM_OPTIONS[host] } : { url };
   }
   return out;
 }

@@ -72,8 +72,24 @@ export const upstreamSchema = z
     timeouts: timeouts.default({ connect: 10_000, headers: 30_000, body: 60_000 }),
     /** Most simultaneous requests to this upstream. */
     maxConnections: z.number().int().min(1).max(1024).default(64),
+    /**
+     * The only token endpoint (origin and path) the credentials may go to. Unset: the realm that the
+     * upstream's own origin announces in its Bearer challenges.
+     */
+    tokenRealm: z.url({ protocol: /^https?$/ }).optional(),
+    /**
+     * Let blob redirects go to loopback, link-local and private addresses (and, for an `http` upstream,
+     * to other plain-http hosts): for a registry whose storage lives on a private network.
+     */
+    allowPrivateRedirects: z.boolean().default(false),
+    /** Which answers' redirects are followed: blobs only (CDNs), or every API request (registry.k8s.io needs it). */
+    redirects: z.enum(['blobs', 'all']).default('blobs'),
   })
-  .strict();
+  .strict()
+  .refine((u) => !(u.url.startsWith('https:') && u.tokenRealm?.startsWith('http:')), {
+    message: 'tokenRealm must be https for an https upstream',
+    path: ['tokenRealm'],
+  });
 
 export const tlsSchema = z
   .object({
@@ -266,6 +282,11 @@ export const KNOWN_UPSTREAM_URLS: Record<string, string> = {
   'mcr.microsoft.com': 'https://mcr.microsoft.com',
 };
 
+/** What a well-known registry needs besides its URL: registry.k8s.io redirects every API request to its backends. */
+export const KNOWN_UPSTREAM_OPTIONS: Record<string, { redirects: 'all' }> = {
+  'registry.k8s.io': { redirects: 'all' },
+};
+
 /** The upstreams configured when the file names none. */
 export const DEFAULT_UPSTREAMS = ['docker.io', 'ghcr.io', 'quay.io', 'registry.k8s.io'];
 
@@ -275,7 +296,7 @@ export const configSchema = z
     upstreams: z
       .record(z.string().regex(REGISTRY_HOST_RE, 'upstream keys are registry hosts such as "ghcr.io"'), upstreamSchema)
       // Docker Hub plus the registries most clusters pull from; the webhook rewrites exactly these by default.
-      .default(() => Object.fromEntries(DEFAULT_UPSTREAMS.map((h) => [h, upstreamSchema.parse({ url: KNOWN_UPSTREAM_URLS[h] })]))),
+      .default(() => Object.fromEntries(DEFAULT_UPSTREAMS.map((h) => [h, upstreamSchema.parse({ url: KNOWN_UPSTREAM_URLS[h], ...KNOWN_UPSTREAM_OPTIONS[h] })]))),
     mirror: mirrorSchema.default(mirrorSchema.parse({})),
     webhook: webhookSchema.default(webhookSchema.parse({})),
     log: z

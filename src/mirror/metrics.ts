@@ -14,6 +14,7 @@ export class MirrorMetrics {
   readonly bytesServed: Counter<'kind'>;
   readonly inflightFetches: Gauge;
   readonly rateLimitRemaining: Gauge<'upstream'>;
+  readonly rateLimitLimit: Gauge<'upstream'>;
   readonly staleServed: Counter<'upstream'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -58,6 +59,12 @@ export class MirrorMetrics {
     this.rateLimitRemaining = new Gauge({
       name: 'mirrorgate_upstream_ratelimit_remaining',
       help: 'Pulls left in the upstream rate-limit window, from its ratelimit-remaining header (Docker Hub)',
+      labelNames: ['upstream'],
+      registers,
+    });
+    this.rateLimitLimit = new Gauge({
+      name: 'mirrorgate_upstream_ratelimit_limit',
+      help: 'Pulls allowed per upstream rate-limit window, from its ratelimit-limit header (Docker Hub)',
       labelNames: ['upstream'],
       registers,
     });

@@ -165,11 +165,11 @@ export class BlobFetch {
           : err instanceof MirrorgateError
             ? err
             : new MirrorgateError('UPSTREAM_UNAVAILABLE', `download of ${this.digest} failed: ${(err as Error).message}`, { cause: err });
-      // Failed before the write is dropped, so a follower never meets a vanished write, only this error.
+      // Nothing is left behind by the time anyone hears of the failure.
+      await this.writer.cancel();
       this.error = e;
       this.state = 'failed';
       this.notify();
-      await this.writer.cancel();
       this.logger.warn({ digest: this.digest, written: this.writer.written, err: e.message }, 'blob download failed; nothing stored');
       throw e;
     }
@@ -189,7 +189,9 @@ export class BlobFetch {
     const self = this;
     async function* read(): AsyncGenerator<Buffer> {
       if (self.failed) throw self.error!;
-      const reader = await self.writer.openReader().catch((err: unknown) => {
+      const reader = await self.writer.openReader().catch(async (err: unknown) => {
+        // The write vanished under us: the download is failing; answer with its error, not the file's.
+        await self.done.catch(() => undefined);
         throw self.failed ? self.error! : err;
       });
       try {

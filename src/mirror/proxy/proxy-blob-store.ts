@@ -5,7 +5,7 @@ import type { LocalBlobStore } from '../local/local-blob-store.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { Lease, MetadataStore } from '../store/metadata-store.js';
 import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
-import { header, release, type UpstreamResponse } from '../upstream/client.js';
+import { contentLength, header, release, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { BlobFetch } from './blob-fetch.js';
@@ -119,9 +119,10 @@ export class ProxyBlobStore implements BlobStore {
       if (isStorageFull(err)) return this.direct(repo, digest, range);
       throw err;
     }
-    // A download finished between our miss and our joining (here or in another process): it is stored now.
+    // Stored since we looked (a download here or in another process finished): this repository holds it
+    // only if its upstream says so, as for any content stored for another repository.
     if (!fetch) {
-      await local.hold(repo, digest);
+      if (!(await local.holds(repo, digest)) && !(await this.confirm(repo, digest))) return undefined;
       return local.openContent(digest, range);
     }
     this.deps.metrics?.cache.inc({ kind: 'blob', result: joined ? 'joined' : 'miss' });
@@ -296,10 +297,4 @@ export class ProxyBlobStore implements BlobStore {
 
 function sameRepo(a: RepositoryRef, b: RepositoryRef): boolean {
   return a.upstream === b.upstream && a.path === b.path;
-}
-
-/** The body size an upstream announced, when it announced a valid one. */
-function contentLength(res: UpstreamResponse): number | undefined {
-  const length = header(res.headers, 'content-length');
-  return length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
 }

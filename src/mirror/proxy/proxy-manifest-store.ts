@@ -5,9 +5,9 @@ import type { Logger } from '../../common/logger.js';
 import { parseDigest } from '../../reference/grammar.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { LocalManifestStore } from '../local/local-manifest-store.js';
-import { ALL_MANIFEST_TYPES, MANIFEST_MAX_BYTES, manifestMediaType } from '../store/manifest-media.js';
+import { ALL_MANIFEST_TYPES, MANIFEST_MAX_BYTES, manifestMediaType, validateManifest } from '../store/manifest-media.js';
 import type { Manifest, ManifestDescriptor, ManifestRequest, ManifestStore, RepositoryRef, TagRecord } from '../store/types.js';
-import { header, release, type UpstreamResponse } from '../upstream/client.js';
+import { contentLength, header, release, type UpstreamResponse } from '../upstream/client.js';
 import { isUpstreamOutage, upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { readCapped } from './read-capped.js';
@@ -144,9 +144,9 @@ export class ProxyManifestStore implements ManifestStore {
       const res = await this.upstreamManifest(repo, reference, 'HEAD');
       release(res.body);
       const digest = header(res.headers, 'docker-content-digest');
-      const size = Number(header(res.headers, 'content-length'));
+      const size = contentLength(res);
       const contentType = header(res.headers, 'content-type')?.split(';')[0]?.trim();
-      if (digest && parseDigest(digest) && Number.isSafeInteger(size) && contentType) {
+      if (digest && parseDigest(digest) && size !== undefined && contentType) {
         if (parseDigest(reference) && digest !== reference) {
           throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} answered digest ${digest} for ${reference}`);
         }
@@ -171,6 +171,7 @@ export class ProxyManifestStore implements ManifestStore {
         });
       }
       const contentType = header(res.headers, 'content-type');
+      validateManifest(bytes, contentType);
       try {
         return await this.deps.local.putManifest(repo, actual, bytes, contentType ?? manifestMediaType(bytes));
       } catch (err) {

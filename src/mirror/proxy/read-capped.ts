@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { MirrorgateError } from '../../common/errors.js';
-import { release } from '../upstream/client.js';
+import { release } from '../upstream/messages.js';
 
 /** Reads a small body (a manifest, a JSON document) into memory, refusing anything over `max` bytes. */
 export async function readCapped(body: Readable, max: number, what: string): Promise<Buffer> {

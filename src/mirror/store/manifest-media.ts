@@ -1,5 +1,8 @@
 /** Manifest media types and what can be read out of a manifest's JSON. */
 
+import { MirrorgateError } from '../../common/errors.js';
+import { DIGEST_RE } from '../../reference/grammar.js';
+
 export const MEDIA_TYPES = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -60,6 +63,46 @@ export function manifestMediaType(bytes: Buffer, contentType?: string): string {
   if (ct && ct !== 'application/json' && ct !== 'application/octet-stream') return ct;
   if (doc && Array.isArray(doc.manifests)) return MEDIA_TYPES.ociIndex;
   return MEDIA_TYPES.ociManifest;
+}
+
+/** A descriptor as the manifest types require one: media type, digest-shaped digest, non-negative size. */
+function isDescriptor(d: unknown): boolean {
+  if (typeof d !== 'object' || d === null) return false;
+  const { mediaType, digest, size } = d as Record<string, unknown>;
+  return (
+    typeof mediaType === 'string' &&
+    typeof digest === 'string' &&
+    digest.length <= 256 &&
+    DIGEST_RE.test(digest) &&
+    typeof size === 'number' &&
+    Number.isSafeInteger(size) &&
+    size >= 0
+  );
+}
+
+/**
+ * Checks that bytes from an upstream are a manifest of the media type they were served as (`mediaType`, the
+ * Content-Type; a missing or generic one is inferred from the shape), before they are stored or served: a
+ * JSON object of one of the four manifest types, `schemaVersion` 2, a `mediaType` field (when present)
+ * equal to that type, and the descriptors the type requires (config and layers for an image manifest,
+ * manifests for an index). Throws UPSTREAM_INVALID_CONTENT.
+ */
+export function validateManifest(bytes: Buffer, mediaType: string | undefined): void {
+  const refuse = (why: string): MirrorgateError => new MirrorgateError('UPSTREAM_INVALID_CONTENT', `upstream sent a manifest that is not one: ${why}; not stored`);
+  const doc = parseManifest(bytes);
+  if (!doc) throw refuse('not a JSON object');
+  const declared = mediaType?.split(';')[0]?.trim();
+  const type = declared && declared !== 'application/json' && declared !== 'application/octet-stream' ? declared : manifestMediaType(bytes);
+  if (!(ALL_MANIFEST_TYPES as string[]).includes(type)) throw refuse('its media type is not a manifest type');
+  if ((doc as { schemaVersion?: unknown }).schemaVersion !== 2) throw refuse('schemaVersion is not 2');
+  if (doc.mediaType !== undefined && doc.mediaType !== type) throw refuse(`served as ${type} but its mediaType field differs`);
+  if (INDEX_TYPES.has(type)) {
+    if (!Array.isArray(doc.manifests) || !doc.manifests.every(isDescriptor)) throw refuse('manifests is not a list of descriptors');
+  } else {
+    if (!isDescriptor(doc.config)) throw refuse('config is not a descriptor');
+    if (!Array.isArray(doc.layers) || !doc.layers.every(isDescriptor)) throw refuse('layers is not a list of descriptors');
+  }
+  if (doc.subject !== undefined && !isDescriptor(doc.subject)) throw refuse('subject is not a descriptor');
 }
 
 /** Every digest a manifest points at (config, layers, children, subject excluded). */

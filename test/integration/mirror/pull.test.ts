@@ -40,7 +40,8 @@ beforeAll(async () => {
   for (let i = 0; i < 7; i++) await pushImage(hubRegistry.url, 'library/paged', `t${i}`, { layers: [100], format: 'docker', seed: `paged${i}` });
   hub = cleanup.add(await startHubFront({ target: hubRegistry.url, referrers: true }));
   ghcr = cleanup.add(await startHubFront({ target: ghcrRegistry.url, redirectBlobsTo: 'cdn' }));
-  mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url, 'ghcr.io': ghcr.url }, clock }));
+  // Its CDN listens on loopback, which redirects may reach only when the upstream's configuration allows it.
+  mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url, 'ghcr.io': { url: ghcr.url, allowPrivateRedirects: true } }, clock }));
 }, 120_000);
 
 afterAll(() => cleanup.run());
@@ -94,6 +95,16 @@ describe('pulling through the mirror with skopeo', () => {
     expect(Number(res.headers['content-length'])).toBe(ociImage.manifestBytes.length);
     expect(hub.count({ kind: 'manifest', method: 'HEAD' })).toBe(1);
     expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
+  });
+
+  it("exports Docker Hub's rate-limit headers of manifest responses as gauges", async () => {
+    const fresh = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url } }));
+    hub.rateLimitRemaining = 77;
+    const m = await get(`${fresh.url}/v2/team/oci/manifests/v1`, { accept: ACCEPT_ALL });
+    expect(m.status).toBe(200);
+    const metrics = (await get(`${fresh.url}/metrics`)).body.toString();
+    expect(metrics).toContain('mirrorgate_upstream_ratelimit_remaining{upstream="docker.io"} 76');
+    expect(metrics).toContain('mirrorgate_upstream_ratelimit_limit{upstream="docker.io"} 100');
   });
 
   it('keeps multi-arch images multi-arch', async () => {
