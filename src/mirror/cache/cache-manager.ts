@@ -49,6 +49,7 @@ export class CacheManager {
   ) {
     this.tracker = new AccessTracker(deps.layout, { clock: deps.clock, logger: deps.logger });
     this.metrics = new CacheMetrics(deps.registry);
+    if (config.storage.maxSize !== undefined) this.metrics.maxSizeBytes.set(config.storage.maxSize);
     const c = config.cache;
     this.collector = new Collector(
       {
