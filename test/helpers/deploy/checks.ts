@@ -342,3 +342,35 @@ export async function checkNodeTrust({ objects, config, namespace }: Rendering):
 export function checkMirrorProbe({ config, namespace }: Rendering): void {
   expect(config.webhook.mirrorProbe.url).toBe(`http://mirrorgate-mirror.${namespace}.svc:${portOf(config.mirror.listen)}/v2/`);
 }
+
+/**
+ * monitoring: one ServiceMonitor per half, each selecting exactly its Service by labels and scraping its port's
+ * /metrics with the fixed job label the alerts select on; the webhook over HTTPS, verified with the CA of its serving
+ * certificate's Secret; the alerting rules and the Grafana dashboard beside them.
+ */
+export function checkMonitoring({ objects, config, namespace }: Rendering): void {
+  expect(all(objects, 'ServiceMonitor').map((m) => m.metadata.name).sort()).toEqual(['mirrorgate-mirror', 'mirrorgate-webhook']);
+  const targets = [
+    { monitor: 'mirrorgate-mirror', service: 'mirrorgate-mirror', port: 'http', scheme: config.mirror.tls ? 'https' : 'http' },
+    { monitor: 'mirrorgate-webhook', service: config.webhook.serviceName, port: 'https', scheme: 'https' },
+  ];
+  for (const t of targets) {
+    const spec = find(objects, 'ServiceMonitor', t.monitor).spec as Tree;
+    const svc = find(objects, 'Service', t.service);
+    for (const s of all(objects, 'Service')) expect(selects(spec.selector as Tree, s.metadata.labels ?? {}), `${t.monitor} selects ${s.metadata.name}`).toBe(s === svc);
+    expect(spec.endpoints).toHaveLength(1);
+    const ep = spec.endpoints[0] as Tree;
+    expect(((svc.spec as Tree).ports as Tree[]).map((p) => p.name)).toContain(ep.port);
+    expect(ep).toMatchObject({ port: t.port, path: '/metrics', scheme: t.scheme });
+    expect(ep.relabelings).toEqual([{ action: 'replace', targetLabel: 'job', replacement: t.monitor }]);
+  }
+  const webhookTls = ((find(objects, 'ServiceMonitor', 'mirrorgate-webhook').spec as Tree).endpoints[0] as Tree).tlsConfig as Tree;
+  const served = all(objects, 'Certificate').find((c) => (((c.spec as Tree).dnsNames as string[] | undefined) ?? []).includes(`${config.webhook.serviceName}.${namespace}.svc`));
+  expect(webhookTls.ca).toEqual({ secret: { name: served ? (served.spec as Tree).secretName : config.webhook.tlsSecretName, key: 'ca.crt' } });
+  expect(serviceDnsNames(config.webhook.serviceName, namespace)).toContain(webhookTls.serverName);
+
+  expect(((find(objects, 'PrometheusRule').spec as Tree).groups as Tree[]).length).toBeGreaterThan(0);
+  const dashboard = find(objects, 'ConfigMap', 'mirrorgate-grafana-dashboard');
+  expect(dashboard.metadata.labels!.grafana_dashboard).toBe('1');
+  expect((JSON.parse((dashboard.data as Record<string, string>)['mirrorgate.json']!) as Tree).title).toBe('mirrorgate');
+}
