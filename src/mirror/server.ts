@@ -115,7 +115,7 @@ export class MirrorServer {
     });
     const tls = this.config.mirror.tls;
     if (tls) {
-      this.tls = new TlsFiles(tls, { logger: this.deps.logger });
+      this.tls = new TlsFiles(tls, { logger: this.deps.logger, metrics: this.metrics });
       this.tls.watch(this.config.mirror.watchInterval);
     }
     this.server = createHttpServer(app, this.config.mirror, this.tls);

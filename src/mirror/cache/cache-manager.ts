@@ -54,6 +54,7 @@ export class CacheManager {
   ) {
     this.tracker = deps.tracker;
     this.metrics = new CacheMetrics(deps.registry);
+    if (config.storage.maxSize !== undefined) this.metrics.maxSizeBytes.set(config.storage.maxSize);
     const c = config.cache;
     this.collector = new Collector(
       {

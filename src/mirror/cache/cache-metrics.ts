@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 /** Cache lifecycle metrics, registered on the mirror's registry (or a registry of their own offline). */
 export class CacheMetrics {
   readonly sizeBytes: Gauge;
+  readonly maxSizeBytes: Gauge;
   readonly entries: Gauge<'kind'>;
   readonly evictions: Counter<'reason'>;
   readonly freedBytes: Counter<'reason'>;
@@ -14,6 +15,11 @@ export class CacheMetrics {
     this.sizeBytes = new Gauge({
       name: 'mirrorgate_cache_size_bytes',
       help: 'Bytes of blobs and manifests in the cache (measured at each pass, plus what was stored since)',
+      registers,
+    });
+    this.maxSizeBytes = new Gauge({
+      name: 'mirrorgate_cache_max_size_bytes',
+      help: 'The size cap, mirror.storage.maxSize (0 when none is set)',
       registers,
     });
     this.entries = new Gauge({

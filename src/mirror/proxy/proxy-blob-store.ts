@@ -211,6 +211,7 @@ export class ProxyBlobStore implements BlobStore {
     const fetch = new BlobFetch(writer, res.body, { digest, size }, this.deps.logger, resume);
     fetch.done.catch((err: unknown) => {
       if (err instanceof MirrorgateError && err.code === 'STORAGE_FULL') this.markFull(err);
+      if (err instanceof MirrorgateError && err.code === 'UPSTREAM_INVALID_CONTENT') this.deps.metrics?.verificationFailures.inc({ upstream: repo.upstream, kind: 'blob' });
     });
     const metrics = this.deps.metrics;
     metrics?.inflightFetches.inc();
@@ -289,6 +290,9 @@ export class ProxyBlobStore implements BlobStore {
     }
     const slice = new VerifyingSlice(digest, size, resolved);
     res.body.on('error', (err) => slice.destroy(err));
+    slice.once('error', (err) => {
+      if (err instanceof MirrorgateError && err.code === 'UPSTREAM_INVALID_CONTENT') this.deps.metrics?.verificationFailures.inc({ upstream: repo.upstream, kind: 'blob' });
+    });
     res.body.pipe(slice);
     const info = { digest, size: size ?? -1 };
     return resolved ? { info, body: slice, range: resolved } : { info, body: slice };

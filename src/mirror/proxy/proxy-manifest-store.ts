@@ -148,6 +148,7 @@ export class ProxyManifestStore implements ManifestStore {
       const contentType = header(res.headers, 'content-type')?.split(';')[0]?.trim();
       if (digest && parseDigest(digest) && size !== undefined && contentType) {
         if (parseDigest(reference) && digest !== reference) {
+          this.deps.metrics?.verificationFailures.inc({ upstream: repo.upstream, kind: 'manifest' });
           throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `${repo.upstream} answered digest ${digest} for ${reference}`);
         }
         return { digest, size, mediaType: contentType };
@@ -166,6 +167,7 @@ export class ProxyManifestStore implements ManifestStore {
       const algorithm = expected ? expected.slice(0, expected.indexOf(':')) : 'sha256';
       const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
       if (expected && actual !== expected) {
+        this.deps.metrics?.verificationFailures.inc({ upstream: repo.upstream, kind: 'manifest' });
         throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `manifest from ${repo.upstream} hashes to ${actual}, expected ${expected}; not stored`, {
           detail: { upstream: repo.upstream, reference },
         });

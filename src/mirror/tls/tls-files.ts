@@ -4,6 +4,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { watchFiles } from '../files/watch-files.js';
+import type { MirrorMetrics } from '../metrics.js';
 
 /** TLS 1.2 and 1.3 only; Node's default cipher list (forward secrecy, AEAD first). */
 export const TLS_DEFAULTS = { minVersion: 'TLSv1.2' } as const satisfies SecureContextOptions;
@@ -16,7 +17,8 @@ export interface TlsPair {
 /**
  * The mirror's serving certificate and key, read from files and re-read when they change. A new pair is
  * used only if Node accepts it (the key matches the certificate, both parse): a half-written or mismatched
- * pair keeps the last good one and logs why.
+ * pair keeps the last good one and logs why. The certificate in use has its expiry in
+ * `mirrorgate_mirror_cert_not_after_seconds`.
  */
 export class TlsFiles {
   private pair: TlsPair;
@@ -25,13 +27,18 @@ export class TlsFiles {
 
   constructor(
     private readonly files: { cert: string; key: string },
-    private readonly deps: { logger: Logger },
+    private readonly deps: { logger: Logger; metrics?: Pick<MirrorMetrics, 'certNotAfter'> },
   ) {
     try {
       this.pair = this.read();
     } catch (err) {
       throw new MirrorgateError('CONFIG_INVALID', `mirror.tls: ${(err as Error).message}`, { cause: err });
     }
+    this.exportExpiry();
+  }
+
+  private exportExpiry(): void {
+    this.deps.metrics?.certNotAfter.set(Date.parse(new X509Certificate(this.pair.cert).validTo) / 1000);
   }
 
   get current(): TlsPair {
@@ -62,6 +69,7 @@ export class TlsFiles {
     }
     if (next.cert === this.pair.cert && next.key === this.pair.key) return false;
     this.pair = next;
+    this.exportExpiry();
     for (const l of this.listeners) l(next);
     this.deps.logger.info({ cert: this.files.cert }, 'serving certificate reloaded');
     return true;

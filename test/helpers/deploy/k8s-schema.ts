@@ -4,13 +4,15 @@ import * as k8s from '@kubernetes/client-node';
  * Validates rendered objects the way the API server will:
  *
  * 1. Schema: each object goes through its model's `validate()` from `kubernetes-models` (the Kubernetes OpenAPI
- *    schemas) or `@kubernetes-models/cert-manager` (cert-manager's CRD schemas): value types, required fields,
- *    enums, formats. An object whose apiVersion and kind have no model is a problem, never a silent pass.
+ *    schemas), `@kubernetes-models/cert-manager` (cert-manager's CRD schemas) or
+ *    `@kubernetes-models/prometheus-operator` (the Prometheus Operator's: ServiceMonitor, PrometheusRule): value
+ *    types, required fields, enums, formats. An object whose apiVersion and kind have no model is a problem, never
+ *    a silent pass.
  * 2. Unknown fields: those schemas do not forbid properties they do not list (no `additionalProperties: false`),
  *    so a misspelt or misplaced field passes `validate()`; the API server rejects it (kubectl's default strict
  *    field validation). For built-in kinds the field names come from the API types @kubernetes/client-node ships
- *    (also generated from the OpenAPI spec); neither package exposes cert-manager's field names at run time, so
- *    for its kinds only the top-level `spec` fields are checked, against the short list below.
+ *    (also generated from the OpenAPI spec); neither CRD package exposes its field names at run time, so for
+ *    their kinds only the top-level `spec` fields are checked, against the short list below.
  */
 
 export interface ObjectLike {
@@ -29,10 +31,22 @@ interface ModelClass {
   kind: string;
 }
 
+/** The packages holding the models of custom resources, by API group (and its subgroups). */
+const CRD_PACKAGES: Record<string, string> = {
+  'cert-manager.io': '@kubernetes-models/cert-manager',
+  'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+};
+
+/** The package of a custom resource's models, or undefined for a built-in apiVersion. */
+function crdPackageFor(apiVersion: string): string | undefined {
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  const owner = Object.keys(CRD_PACKAGES).find((g) => group === g || group.endsWith(`.${g}`));
+  return owner === undefined ? undefined : CRD_PACKAGES[owner];
+}
+
 /** The npm module that holds an apiVersion's models: `apps/v1` -> `kubernetes-models/apps/v1`. */
 export function modelModuleFor(apiVersion: string): string {
-  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-  return group === 'cert-manager.io' || group.endsWith('.cert-manager.io') ? `@kubernetes-models/cert-manager/${apiVersion}` : `kubernetes-models/${apiVersion}`;
+  return `${crdPackageFor(apiVersion) ?? 'kubernetes-models'}/${apiVersion}`;
 }
 
 /** The model class for an apiVersion and kind, or why there is none. */
@@ -73,10 +87,15 @@ interface Attribute {
 type ApiType = { getAttributeTypeMap(): Attribute[] };
 const apiTypes = k8s as unknown as Record<string, ApiType | undefined>;
 
-/** cert-manager spec fields these manifests may use (a subset of cert-manager.io/v1): extend when a manifest needs more. */
-const CERT_MANAGER_SPEC_FIELDS: Record<string, string[]> = {
+/**
+ * Spec fields of custom resources these manifests may use (subsets of cert-manager.io/v1 and monitoring.coreos.com/v1):
+ * extend when a manifest needs more.
+ */
+const CRD_SPEC_FIELDS: Record<string, string[]> = {
   Issuer: ['selfSigned', 'ca'],
   Certificate: ['isCA', 'commonName', 'secretName', 'duration', 'renewBefore', 'dnsNames', 'privateKey', 'issuerRef'],
+  ServiceMonitor: ['selector', 'namespaceSelector', 'endpoints', 'jobLabel'],
+  PrometheusRule: ['groups'],
 };
 
 /** The @kubernetes/client-node type of a kind: `apps/v1 Deployment` -> V1Deployment. */
@@ -110,10 +129,10 @@ function walk(value: unknown, type: string, path: string, problems: string[]): v
 /** Fields the API does not define, as `/json/pointer is not a field of Type`. */
 export function unknownFields(obj: ObjectLike & { apiVersion: string; kind: string }): string[] {
   const problems: string[] = [];
-  const certManager = CERT_MANAGER_SPEC_FIELDS[obj.kind];
-  if (modelModuleFor(obj.apiVersion).startsWith('@kubernetes-models/cert-manager/')) {
-    if (!certManager) return [`no list of spec fields for ${obj.apiVersion} ${obj.kind}`];
-    for (const k of Object.keys((obj.spec as object | undefined) ?? {})) if (!certManager.includes(k)) problems.push(`/spec/${k} is not a field of ${obj.kind}.spec`);
+  if (crdPackageFor(obj.apiVersion) !== undefined) {
+    const fields = CRD_SPEC_FIELDS[obj.kind];
+    if (!fields) return [`no list of spec fields for ${obj.apiVersion} ${obj.kind}`];
+    for (const k of Object.keys((obj.spec as object | undefined) ?? {})) if (!fields.includes(k)) problems.push(`/spec/${k} is not a field of ${obj.kind}.spec`);
     return problems;
   }
   const type = apiTypeNameFor(obj.apiVersion, obj.kind);

@@ -67,6 +67,12 @@ describe('a full disk', () => {
     expect(range.status).toBe(206);
     expect(range.body.equals(direct.body.subarray(10, 20))).toBe(true);
     expect(existsSync(blobFile(big.digest))).toBe(false);
+    // Corrupt bytes on that path: cut short, and counted as a verification failure.
+    hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'corrupt' } });
+    expect((await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`)).broken).toBe(true);
+    expect(await mirror.server.metrics.registry.getSingleMetricAsString('mirrorgate_upstream_verification_failures_total')).toContain(
+      'mirrorgate_upstream_verification_failures_total{upstream="docker.io",kind="blob"} 1',
+    );
 
     // Manifests are small: still served (verified) when they cannot be stored.
     const m = await fetchAll(`${mirror.url}/v2/library/full/manifests/v1`, { accept: MediaTypes.ociManifest });

@@ -23,10 +23,12 @@ const certificate = (spec: Obj): Obj => ({
 });
 
 describe('the manifest schema check', () => {
-  it('finds the model of each kind in kubernetes-models or @kubernetes-models/cert-manager', async () => {
+  it('finds the model of each kind in kubernetes-models, @kubernetes-models/cert-manager or @kubernetes-models/prometheus-operator', async () => {
     expect(modelModuleFor('v1')).toBe('kubernetes-models/v1');
     expect(modelModuleFor('apps/v1')).toBe('kubernetes-models/apps/v1');
     expect(modelModuleFor('cert-manager.io/v1')).toBe('@kubernetes-models/cert-manager/cert-manager.io/v1');
+    expect(modelModuleFor('acme.cert-manager.io/v1')).toBe('@kubernetes-models/cert-manager/acme.cert-manager.io/v1');
+    expect(modelModuleFor('monitoring.coreos.com/v1')).toBe('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1');
     for (const [apiVersion, kind] of [
       ['v1', 'Secret'],
       ['apps/v1', 'DaemonSet'],
@@ -34,6 +36,8 @@ describe('the manifest schema check', () => {
       ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
       ['networking.k8s.io/v1', 'Ingress'],
       ['cert-manager.io/v1', 'Issuer'],
+      ['monitoring.coreos.com/v1', 'ServiceMonitor'],
+      ['monitoring.coreos.com/v1', 'PrometheusRule'],
     ] as const) {
       const model = await modelFor(apiVersion, kind);
       expect(typeof model, `${apiVersion} ${kind}`).toBe('function');
@@ -69,6 +73,16 @@ describe('the manifest schema check', () => {
     ]);
     expect(await validateObject(deployment({}, { fsGroup: 10001 }))).toEqual(['Deployment web: /spec/template/spec/fsGroup is not a field of V1PodSpec']);
     expect(await validateObject(certificate({ dnsName: ['a.example'] }))).toEqual(['Certificate tls: /spec/dnsName is not a field of Certificate.spec']);
+  });
+
+  it('checks Prometheus Operator resources: value types, and spec fields by name', async () => {
+    const monitor = (spec: Obj): Obj => ({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { name: 'm' }, spec: { selector: {}, ...spec } });
+    expect(await validateObject(monitor({ endpoints: [{ port: 'http', path: '/metrics', interval: '30s' }] }))).toEqual([]);
+    expect(await validateObject(monitor({ endpoints: [{ port: 5000 }] }))).toEqual(['ServiceMonitor m: /spec/endpoints/0/port must be string']);
+    expect(await validateObject(monitor({ endpoints: [], endpoint: [] }))).toEqual(['ServiceMonitor m: /spec/endpoint is not a field of ServiceMonitor.spec']);
+    const rule = { apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: { name: 'r' }, spec: { groups: [{ name: 'g', rules: [{ alert: 'A', expr: 'up == 0' }] }] } };
+    expect(await validateObject(rule)).toEqual([]);
+    expect(await validateObject({ ...rule, spec: { groups: [{ rules: [] }] } })).toEqual(['PrometheusRule r: /spec/groups/0 must have required property name']);
   });
 
   it('reads Secret data as the API server does: base64 wrapped over lines is fine, anything else is not', async () => {

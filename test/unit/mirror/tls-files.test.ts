@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/common/logger.js';
+import { MirrorMetrics } from '../../../src/mirror/metrics.js';
 import { TlsFiles } from '../../../src/mirror/tls/tls-files.js';
 import { testCa, writeServingCert } from '../../helpers/test-certs.js';
 import { makeTempDir, useCleanup } from '../../helpers/tmp.js';
@@ -32,6 +33,31 @@ describe('TlsFiles', () => {
     expect(files.reload()).toBe(true);
     expect(fingerprint()).toBe(second.fingerprint);
     expect(seen).toEqual([second.fingerprint]);
+    files.close();
+  });
+
+  it('exports the expiry of the certificate in use, and of its replacement after a reload', async () => {
+    const dir = cleanup.add(await makeTempDir());
+    const ca = testCa();
+    const first = await writeServingCert(dir.path, ca);
+    const metrics = new MirrorMetrics();
+    const exported = async (): Promise<number> => (await metrics.certNotAfter.get()).values[0]!.value;
+    const notAfter = (file: string): number => Date.parse(new X509Certificate(readFileSync(file)).validTo) / 1000;
+    const files = new TlsFiles({ cert: first.cert, key: first.key }, { logger: silentLogger(), metrics });
+    expect(await exported()).toBe(notAfter(first.cert));
+    expect(await exported()).toBeGreaterThan(Date.now() / 1000);
+
+    // A later certificate (issued a few seconds on), then an unusable file: the gauge follows the pair in use.
+    await new Promise((r) => setTimeout(r, 1100));
+    const before = await exported();
+    await writeServingCert(dir.path, ca);
+    expect(files.reload()).toBe(true);
+    const renewed = notAfter(first.cert);
+    expect(renewed).toBeGreaterThan(before);
+    expect(await exported()).toBe(renewed);
+    writeFileSync(first.cert, 'not a certificate');
+    expect(files.reload()).toBe(false);
+    expect(await exported()).toBe(renewed);
     files.close();
   });
 
