@@ -4,19 +4,22 @@ import { systemClock } from '../../../../src/common/clock.js';
 import { silentLogger } from '../../../../src/common/logger.js';
 import { configSchema } from '../../../../src/config/schema.js';
 import { CacheManager } from '../../../../src/mirror/cache/cache-manager.js';
-import { StorageLayout } from '../../../../src/mirror/store/layout.js';
+import { AccessTracker } from '../../../../src/mirror/cache/access-tracker.js';
+import { FsStorage } from '../../../../src/mirror/store/fs/fs-storage.js';
 
 /** The size cap as a metric, so an alert can compare the cache's size with it (docs/operations.md). */
 describe('mirrorgate_cache_max_size_bytes', () => {
-  const exported = async (storage: Record<string, unknown>): Promise<number> => {
-    const config = configSchema.parse({ mirror: { storage: { path: '/nonexistent/mirrorgate-cache', ...storage } } }).mirror;
+  const exported = async (storageConfig: Record<string, unknown>): Promise<number> => {
+    const config = configSchema.parse({ mirror: { storage: { path: '/nonexistent/mirrorgate-cache', ...storageConfig } } }).mirror;
     const registry = new Registry();
+    const storage = new FsStorage(config.storage.path, systemClock);
     new CacheManager(config, {
-      layout: new StorageLayout(config.storage.path),
+      storage,
+      tracker: new AccessTracker(storage.metadata, { clock: systemClock, logger: silentLogger() }),
       clock: systemClock,
       logger: silentLogger(),
       registry,
-      inflight: { isFetching: () => false, isWritingTemp: () => false },
+      inflight: { isFetching: () => false, isWriting: () => false },
     });
     return (await registry.getSingleMetric('mirrorgate_cache_max_size_bytes')!.get()).values[0]!.value;
   };
