@@ -111,8 +111,18 @@ export const mirrorAuthSchema = z
     cacheTtl: duration.default(60_000),
     /** Most remembered successful checks; the oldest is dropped first. 0 turns the cache off. */
     cacheSize: z.number().int().min(0).max(100_000).default(1024),
-    /** Most bcrypt checks running at once; more wait in a queue of the same size, beyond that 429. */
-    maxConcurrentVerifications: z.number().int().min(1).max(64).default(4),
+    /** Most bcrypt checks running at once, each on its own worker thread (never on the event loop). */
+    maxConcurrentVerifications: z.number().int().min(1).max(64).default(2),
+    /** Checks waiting for a thread; beyond that 429. */
+    verificationQueue: z.number().int().min(0).max(10_000).default(64),
+    /** Failed logins a client address may have before 429 (the budget refills over failedLoginWindow); 0: no limit. */
+    failedLoginsPerAddress: z.number().int().min(0).max(1_000_000).default(30),
+    /** Failed logins a user name may have, from all addresses together, before 429; 0: no limit. */
+    failedLoginsPerUser: z.number().int().min(0).max(1_000_000).default(10),
+    /** How long a spent failed-login budget takes to refill completely. */
+    failedLoginWindow: duration.refine((ms) => ms >= 1000, 'at least 1s').default(60_000),
+    /** Most client addresses, and most user names, whose failed logins are tracked; the least recent are forgotten first. */
+    failedLoginKeys: z.number().int().min(1).max(1_000_000).default(10_000),
   })
   .strict();
 

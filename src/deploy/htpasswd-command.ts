@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { parseHtpasswd } from '../mirror/auth/htpasswd.js';
+import { BCRYPT_MAX_PASSWORD_BYTES, parseHtpasswd } from '../mirror/auth/htpasswd.js';
 import { removeUser, upsertUser, validUserName } from './htpasswd-edit.js';
 import { readPassword, type PasswordInput } from './read-password.js';
 import { writeFileAtomically } from './write-atomic.js';
@@ -9,9 +9,6 @@ import { writeFileAtomically } from './write-atomic.js';
 /** `mirrorgate htpasswd add|delete USER`: the mirror's htpasswd file (bcrypt entries), edited atomically. */
 
 export const DEFAULT_BCRYPT_COST = 10;
-/** bcrypt reads at most this many bytes of a password. */
-const BCRYPT_MAX_BYTES = 72;
-
 export interface HtpasswdIo extends PasswordInput {
   stderr: (text: string) => void;
 }
@@ -36,7 +33,11 @@ async function writeBack(file: string, text: string, mode: number | undefined): 
 export async function runHtpasswdAdd(user: string, opts: { file: string; cost: number }, io: HtpasswdIo): Promise<void> {
   if (!validUserName(user)) throw new Error(`invalid user name ${JSON.stringify(user)}: 1-255 printable ASCII characters, no spaces or ':'`);
   const password = await readPassword(io);
-  if (Buffer.byteLength(password) > BCRYPT_MAX_BYTES) io.stderr(`mirrorgate: warning: bcrypt uses only the first ${BCRYPT_MAX_BYTES} bytes of the password\n`);
+  // bcrypt would silently use only the first 72 bytes, and the mirror refuses longer passwords at login.
+  const bytes = Buffer.byteLength(password, 'utf8');
+  if (bytes > BCRYPT_MAX_PASSWORD_BYTES) {
+    throw new Error(`the password is ${bytes} bytes long; bcrypt passwords may be at most ${BCRYPT_MAX_PASSWORD_BYTES} bytes (UTF-8): choose a shorter one`);
+  }
   const hash = await bcrypt.hash(password, opts.cost);
   const { text, mode } = await readExisting(opts.file);
   const next = upsertUser(text, user, hash);

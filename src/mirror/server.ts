@@ -175,7 +175,7 @@ export class MirrorServer {
       clearTimeout(timer);
       this.server = undefined;
     }
-    this.auth?.close();
+    await this.auth?.close();
     this.tls?.close();
     await this.upstreams.close();
     await this.cache.stop();

@@ -1,10 +1,10 @@
-import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorAuthConfig } from '../../config/schema.js';
-import { Semaphore } from '../limits/semaphore.js';
 import { Authenticator, type PasswordVerifier } from './authenticator.js';
+import { BcryptPool } from './bcrypt-pool.js';
+import { FailedLogins } from './failed-logins.js';
 import { HtpasswdFile } from './htpasswd-file.js';
 import { authMiddleware } from './middleware.js';
 import { VerificationCache } from './verification-cache.js';
@@ -13,15 +13,18 @@ export interface MirrorAuth {
   authenticator: Authenticator;
   users: HtpasswdFile;
   middleware: RequestHandler;
-  close(): void;
+  close(): Promise<void>;
 }
 
-export const bcryptVerifier: PasswordVerifier = (password, hash) => bcrypt.compare(password, hash);
+/** Longest wait for a bcrypt thread before 429. */
+const QUEUE_TIMEOUT_MS = 10_000;
+/** A refused login is answered after this long (see AuthenticatorDeps.refusalDelayMs). */
+const REFUSAL_DELAY_MS = 1000;
 
 /**
  * Builds authentication from `mirror.auth`; undefined when no htpasswd file is configured (the mirror is
  * then open, as a plain HTTP registry behind an ingress that authenticates). Throws CONFIG_INVALID for an
- * unreadable or non-bcrypt file.
+ * unreadable or non-bcrypt file. bcrypt runs on a pool of worker threads unless `verify` is given.
  */
 export function createMirrorAuth(
   config: MirrorAuthConfig,
@@ -30,17 +33,20 @@ export function createMirrorAuth(
   if (!config.htpasswd) return undefined;
   const users = new HtpasswdFile(config.htpasswd, { logger: deps.logger });
   const cache = new VerificationCache({ ttlMs: config.cacheTtl, maxEntries: config.cacheSize, clock: deps.clock });
-  const limiter = new Semaphore({
-    max: config.maxConcurrentVerifications,
-    maxQueued: config.maxConcurrentVerifications * 16,
-    queueTimeoutMs: 10_000,
-    what: 'too many password checks in progress',
-  });
+  let pool: BcryptPool | undefined;
+  const verify =
+    deps.verify ??
+    (pool = new BcryptPool({ threads: config.maxConcurrentVerifications, maxQueued: config.verificationQueue, queueTimeoutMs: QUEUE_TIMEOUT_MS, logger: deps.logger })).verify;
+  const failures = new FailedLogins(
+    { perAddress: config.failedLoginsPerAddress, perUser: config.failedLoginsPerUser, windowMs: config.failedLoginWindow, maxKeys: config.failedLoginKeys },
+    { clock: deps.clock, logger: deps.logger },
+  );
   const authenticator = new Authenticator({
     users,
     cache,
-    limiter,
-    verify: deps.verify ?? bcryptVerifier,
+    failures,
+    refusalDelayMs: REFUSAL_DELAY_MS,
+    verify,
     logger: deps.logger,
     anonymousRead: config.anonymousRead,
   });
@@ -49,6 +55,9 @@ export function createMirrorAuth(
     authenticator,
     users,
     middleware: authMiddleware({ authenticator, realm: config.realm, logger: deps.logger }),
-    close: () => users.close(),
+    close: async () => {
+      users.close();
+      await pool?.close();
+    },
   };
 }

@@ -3,12 +3,18 @@ import { readFileSync } from 'node:fs';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { watchFiles } from '../files/watch-files.js';
+import { commonCost, dummyHash } from './dummy-hash.js';
 import { HtpasswdError, parseHtpasswd, type HtpasswdUsers } from './htpasswd.js';
 
 /** Where the authenticator looks users up. */
 export interface UserSource {
   /** The user's bcrypt hash, or undefined for an unknown user. */
   hashOf(user: string): string | undefined;
+  /**
+   * A hash no password matches, of the cost most users' hashes have: unknown users are checked against it,
+   * so that they take as long as known ones (no probing user names by timing).
+   */
+  dummyHash(): string;
   /** Called after the users changed (a reload took effect). */
   onChange(listener: () => void): void;
 }
@@ -29,6 +35,7 @@ function readUsers(file: string): { text: string; users: HtpasswdUsers } {
 export class HtpasswdFile implements UserSource {
   private users: HtpasswdUsers;
   private text: string;
+  private dummy: string;
   private readonly events = new EventEmitter();
   private stopWatching: (() => void) | undefined;
 
@@ -42,6 +49,7 @@ export class HtpasswdFile implements UserSource {
       const why = err instanceof HtpasswdError ? err.message : `${file}: cannot read: ${(err as Error).message}`;
       throw new MirrorgateError('CONFIG_INVALID', `mirror.auth.htpasswd: ${why}`, { cause: err });
     }
+    this.dummy = dummyHash(commonCost(this.users.values()));
     deps.logger.info({ htpasswd: file, users: this.users.size }, 'htpasswd loaded');
   }
 
@@ -51,6 +59,10 @@ export class HtpasswdFile implements UserSource {
 
   hashOf(user: string): string | undefined {
     return this.users.get(user);
+  }
+
+  dummyHash(): string {
+    return this.dummy;
   }
 
   onChange(listener: () => void): void {
@@ -70,6 +82,7 @@ export class HtpasswdFile implements UserSource {
     if (next.text === this.text) return false;
     this.text = next.text;
     this.users = next.users;
+    this.dummy = dummyHash(commonCost(this.users.values()));
     this.deps.logger.info({ htpasswd: this.file, users: this.users.size }, 'htpasswd reloaded');
     this.events.emit('change');
     return true;

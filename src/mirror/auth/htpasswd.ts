@@ -7,6 +7,9 @@
 /** bcrypt's modular crypt format: version, two-digit cost, 22 salt characters and 31 hash characters. */
 const BCRYPT_RE = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 
+/** bcrypt reads at most this many bytes of a password and ignores the rest. */
+export const BCRYPT_MAX_PASSWORD_BYTES = 72;
+
 /** Users and their bcrypt hashes. */
 export type HtpasswdUsers = ReadonlyMap<string, string>;
 

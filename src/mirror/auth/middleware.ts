@@ -23,7 +23,8 @@ export interface AuthMiddlewareDeps {
 /**
  * The HTTP edge of authentication: reads the `Authorization` header, asks the authenticator, and either
  * passes the request on (principal in `res.locals.principal`) or answers 401 UNAUTHORIZED with a
- * `WWW-Authenticate` challenge (429 when too many checks are already queued).
+ * `WWW-Authenticate` challenge (429 with `Retry-After` when the client address or the user spent its budget
+ * of failed logins, or too many checks are already queued).
  */
 export function authMiddleware(deps: AuthMiddlewareDeps) {
   const basicChallenge = `Basic realm="${deps.realm}"`;
@@ -55,7 +56,7 @@ export function authMiddleware(deps: AuthMiddlewareDeps) {
         tokenRejected = false;
         return principal;
       }
-      return deps.authenticator.authenticate(header);
+      return deps.authenticator.authenticate(header, req.socket.remoteAddress);
     };
     run().then(
       (principal) => {

@@ -1,4 +1,4 @@
-import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -62,7 +62,14 @@ describe('mirrorgate htpasswd / pull-secret / hosts-toml', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/invalid user name/);
     await expect(runHtpasswdAdd('carol', { file, cost: 4 }, io('\n'))).rejects.toThrow(/empty password/);
+    // bcrypt would silently use only the first 72 bytes: refused, with the limit in the message.
+    await expect(runHtpasswdAdd('carol', { file, cost: 4 }, io(`${'é'.repeat(36)}x\n`))).rejects.toThrow(/73 bytes.*at most 72/);
+    const long = await cli(['htpasswd', 'add', 'carol', '--file', file], `${'a'.repeat(100)}\n`);
+    expect(long.code).toBe(1);
+    expect(long.stderr).toMatch(/100 bytes.*at most 72/);
     await expect(stat(file)).rejects.toThrow(/ENOENT/);
+    await runHtpasswdAdd('carol', { file, cost: 4 }, io(`${'é'.repeat(36)}\n`)); // exactly 72 bytes is fine
+    await rm(file);
     await runHtpasswdAdd('carol', { file, cost: 4 }, io('pw'));
     expect((await stat(file)).mode & 0o777).toBe(0o600);
   });

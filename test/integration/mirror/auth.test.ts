@@ -6,7 +6,8 @@ import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PasswordVerifier } from '../../../src/mirror/auth/authenticator.js';
-import { bcryptVerifier } from '../../../src/mirror/auth/create-auth.js';
+import { BcryptPool } from '../../../src/mirror/auth/bcrypt-pool.js';
+import { silentLogger } from '../../../src/common/logger.js';
 import { startDockerRegistry } from '../../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
 import { MediaTypes, pushImage, type PushedImage } from '../../helpers/images.js';
@@ -18,6 +19,8 @@ import { Cleanup, makeTempDir } from '../../helpers/tmp.js';
 
 const PASSWORD = 'Corr3ct-Horse:Battery!';
 const DAVE_PASSWORD = 'dave-Staple-42';
+/** Exactly bcrypt's 72-byte limit (36 two-byte characters). */
+const LONG_PASSWORD = 'é'.repeat(36);
 const cleanup = new Cleanup();
 const logs = captureLogs();
 let hub: HubFront;
@@ -30,9 +33,12 @@ let htpasswd: string;
 let agent: Agent;
 let port: number;
 const verifications: string[] = [];
+/** The mirror's own verifier (bcrypt on worker threads), counted. */
+const pool = new BcryptPool({ threads: 2, maxQueued: 64, queueTimeoutMs: 10_000, logger: silentLogger() });
+cleanup.add(() => pool.close());
 const countingVerifier: PasswordVerifier = (password, hash) => {
   verifications.push(hash);
-  return bcryptVerifier(password, hash);
+  return pool.verify(password, hash);
 };
 
 const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
@@ -78,7 +84,7 @@ beforeAll(async () => {
   tlsDir = dir.path;
   const serving = await writeServingCert(tlsDir, ca);
   htpasswd = join(dir.path, 'htpasswd');
-  writeFileSync(htpasswd, `# mirror users\n${line('alice', PASSWORD)}${line('dave', DAVE_PASSWORD)}`);
+  writeFileSync(htpasswd, `# mirror users\n${line('alice', PASSWORD)}${line('dave', DAVE_PASSWORD)}${line('long', LONG_PASSWORD)}`);
   agent = new Agent({ connect: { ca: ca.cert }, connections: 64 });
   cleanup.add(() => agent.close());
   mirror = cleanup.add(
@@ -136,6 +142,20 @@ describe('mirror authentication (htpasswd, over TLS)', () => {
       expect(res.text, name).not.toContain(PASSWORD);
     }
     expect((await call('/v2/', { authorization: basic('alice', PASSWORD) })).status).toBe(200);
+  });
+
+  it('never lets a password longer than 72 bytes match by its first 72 bytes, and runs no bcrypt for it', async () => {
+    expect(Buffer.byteLength(LONG_PASSWORD)).toBe(72);
+    expect((await call('/v2/', { authorization: basic('long', LONG_PASSWORD) })).status).toBe(200);
+    const before = verifications.length;
+    for (const extra of ['x', 'é', LONG_PASSWORD]) {
+      const res = await call('/v2/', { authorization: basic('long', `${LONG_PASSWORD}${extra}`) });
+      expect(res.status, extra).toBe(401);
+      expect(res.json().errors[0]!.code).toBe('UNAUTHORIZED');
+    }
+    // An unknown user with a long password is refused the same way, without bcrypt either.
+    expect((await call('/v2/', { authorization: basic('nobody', `${LONG_PASSWORD}x`) })).status).toBe(401);
+    expect(verifications.length).toBe(before);
   });
 
   it('lets skopeo pull over verified TLS with --src-creds, and refuses it without', async () => {
@@ -219,6 +239,35 @@ describe('mirror authentication (htpasswd, over TLS)', () => {
     }
     expect(text).not.toMatch(/Basic [A-Za-z0-9+/=]{8,}/);
     expect(text.toLowerCase()).not.toContain('"authorization"');
+  });
+});
+
+describe('unknown users', () => {
+  it('are checked against a dummy hash of the cost most users in the file have, also after a reload', async () => {
+    const dir = cleanup.add(await makeTempDir('mirrorgate-dummy-'));
+    const file = join(dir.path, 'htpasswd');
+    writeFileSync(file, `${line('bob', 'bob-pw', 4)}${line('carol', 'carol-pw', 4)}${line('erin', 'erin-pw', 5)}`);
+    const seen: string[] = [];
+    const verify: PasswordVerifier = (password, hash) => {
+      seen.push(hash);
+      return pool.verify(password, hash);
+    };
+    const m = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url }, config: { mirror: { auth: { htpasswd: file }, watchInterval: '100ms' } }, deps: { passwordVerifier: verify } }));
+    const status = async (user: string, pass: string): Promise<number> => {
+      const res = await request(`${m.url}/v2/`, { headers: { authorization: basic(user, pass) } });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    const costOf = (hash: string): string => hash.slice(4, 6);
+    expect(await status('mallory', 'guess')).toBe(401);
+    expect(await status('bob', 'guess')).toBe(401);
+    expect(seen.map(costOf)).toEqual(['04', '04']);
+
+    writeAtomically(file, `${line('bob', 'bob-pw', 6)}${line('frank', 'frank-pw', 6)}`);
+    await until(async () => (await status('frank', 'frank-pw')) === 200, 'the reload');
+    seen.length = 0;
+    expect(await status('mallory', 'guess')).toBe(401);
+    expect(seen.map(costOf)).toEqual(['06']);
   });
 });
 

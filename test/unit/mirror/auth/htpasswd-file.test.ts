@@ -72,4 +72,21 @@ describe('HtpasswdFile', () => {
     expect(users.reload()).toBe(true);
     expect(users.size).toBe(1);
   });
+
+  it('makes a dummy hash of the cost most users have, again at each reload', async () => {
+    const dir = cleanup.add(await makeTempDir());
+    const file = join(dir.path, 'htpasswd');
+    writeFileSync(file, `a:${bcrypt.hashSync('a', 4)}\nb:${bcrypt.hashSync('b', 4)}\nc:${bcrypt.hashSync('c', 5)}\n`);
+    const users = new HtpasswdFile(file, capture());
+    try {
+      const first = users.dummyHash();
+      expect(bcrypt.getRounds(first)).toBe(4);
+      expect(users.dummyHash()).toBe(first);
+      writeFileSync(file, `a:${bcrypt.hashSync('a', 6)}\n`);
+      expect(users.reload()).toBe(true);
+      expect(bcrypt.getRounds(users.dummyHash())).toBe(6);
+    } finally {
+      users.close();
+    }
+  });
 });
