@@ -197,6 +197,60 @@ export const retentionPolicySchema = z
   })
   .strict();
 
+/**
+ * A hosted repository pattern: `*` within a path component, `**` across them. It may not begin with a
+ * component that reads as a registry host (a dot, a colon, `localhost`): such names route to upstreams.
+ */
+const hostedPattern = z
+  .string()
+  .regex(/^[a-z0-9*][a-z0-9._*/-]*$/, 'repository pattern: lowercase letters, digits, . _ - / and *')
+  .refine((p) => {
+    const first = p.split('/')[0]!;
+    return !first.includes('.') && !first.includes(':') && first !== 'localhost' && !first.startsWith('*');
+  }, 'must begin with a fixed path component that is not a registry host (no dot, no colon, not localhost, not a wildcard)');
+
+/** What a rule grants on a repository. */
+export const ACCESS_ACTIONS = ['pull', 'push', 'delete'] as const;
+
+/** One access rule: who (users and groups), on which repositories (patterns of the names clients use), may do what. */
+const accessRuleSchema = z
+  .object({
+    /** htpasswd users; `*` is any authenticated user, `anonymous` a client without credentials (with `anonymousRead`). */
+    users: z.array(z.string().min(1)).default([]),
+    /** Groups from `mirror.access.groups`. */
+    groups: z.array(z.string().min(1)).default([]),
+    /** Repository patterns: `*` within a path component, `**` across them (e.g. `team-a/**`). */
+    repositories: z.array(z.string().min(1)).min(1),
+    actions: z.array(z.enum(ACCESS_ACTIONS)).min(1),
+  })
+  .strict()
+  .refine((r) => r.users.length + r.groups.length > 0, 'a rule names at least one user or group');
+
+/** Who may pull, push and delete hosted repositories (docs/hosted.md). Proxied repositories are read-only. */
+export const accessSchema = z
+  .object({
+    /** Group name -> htpasswd users. */
+    groups: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'group names: letters, digits, . _ -'), z.array(z.string().min(1))).default({}),
+    /** With no rules, every authenticated user may pull, push and delete every hosted repository. */
+    rules: z.array(accessRuleSchema).default([]),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    a.rules.forEach((r, i) => {
+      for (const g of r.groups) if (!Object.hasOwn(a.groups, g)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'groups'], message: `unknown group ${JSON.stringify(g)}` });
+    });
+  });
+
+/** Repositories the mirror hosts itself (teams push to them), beside the proxied ones (docs/hosted.md). */
+export const hostedSchema = z
+  .object({
+    /** Repository name patterns that are hosted, e.g. `team-a/**`, `ci/*`. Never sent to an upstream. */
+    repositories: z.array(hostedPattern).default([]),
+    /** An upload with no request for this long is cancelled and its data removed. */
+    uploadExpiry: duration.default(3_600_000),
+  })
+  .strict();
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -221,6 +275,8 @@ export const mirrorSchema = z
     limits: mirrorLimitsSchema.prefault({}),
     /** How often the htpasswd and certificate files are checked for changes (besides file-system events). */
     watchInterval: duration.default(2_000),
+    hosted: hostedSchema.prefault({}),
+    access: accessSchema.prefault({}),
   })
   .strict();
 
@@ -305,6 +361,8 @@ export const configSchema = z
     /** Registry host -> upstream. Docker Hub is `docker.io`. */
     upstreams: z
       .record(z.string().regex(REGISTRY_HOST_RE, 'upstream keys are registry hosts such as "ghcr.io"'), upstreamSchema)
+      // Hosted repositories are stored under this key (src/mirror/hosted/hosted-names.ts).
+      .refine((r) => !Object.hasOwn(r, 'hosted'), '"hosted" is reserved for the repositories the mirror hosts')
       // Docker Hub plus the registries most clusters pull from; the webhook rewrites exactly these by default.
       .default(() => Object.fromEntries(DEFAULT_UPSTREAMS.map((h) => [h, upstreamSchema.parse({ url: KNOWN_UPSTREAM_URLS[h], ...KNOWN_UPSTREAM_OPTIONS[h] })]))),
     mirror: mirrorSchema.default(mirrorSchema.parse({})),
@@ -325,6 +383,8 @@ export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
+export type AccessConfig = z.output<typeof accessSchema>;
+export type AccessAction = (typeof ACCESS_ACTIONS)[number];
 
 /** Names that mean Docker Hub in image references and in `?ns=`. */
 export const DOCKER_HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];

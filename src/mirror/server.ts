@@ -6,6 +6,7 @@ import type { Logger } from '../common/logger.js';
 import { formatListen, parseListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
 import type { PasswordVerifier } from './auth/authenticator.js';
+import { AccessRules } from './auth/access.js';
 import { createMirrorAuth, type MirrorAuth } from './auth/create-auth.js';
 import { AccessTracker } from './cache/access-tracker.js';
 import { CacheManager } from './cache/cache-manager.js';
@@ -18,6 +19,9 @@ import { LocalManifestStore } from './local/local-manifest-store.js';
 import { MirrorMetrics } from './metrics.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
+import { HostedManifests } from './hosted/hosted-manifests.js';
+import { HostedNames } from './hosted/hosted-names.js';
+import { Uploads } from './hosted/uploads.js';
 import { RepositoryRouter } from './repository/router.js';
 import { createStorage } from './store/create-storage.js';
 import type { Storage } from './store/storage.js';
@@ -49,6 +53,9 @@ export class MirrorServer {
   readonly manifests: ProxyManifestStore;
   readonly local: { blobs: LocalBlobStore; manifests: LocalManifestStore };
   readonly router: RepositoryRouter;
+  /** Blob uploads into hosted repositories. */
+  readonly uploads: Uploads;
+  private uploadExpiry: NodeJS.Timeout | undefined;
   private server: http.Server | https.Server | undefined;
   private ready = false;
   private stopping = false;
@@ -78,7 +85,19 @@ export class MirrorServer {
       storageFull: new StorageFullState(clock),
     });
     this.manifests = new ProxyManifestStore({ local: this.local.manifests, upstreams: this.upstreams, clock, logger, metrics: this.metrics });
-    this.router = new RepositoryRouter({ upstreams: this.upstreams, blobs: this.blobs, manifests: this.manifests, local: this.local.manifests, metadata: this.storage.metadata, logger });
+    const hosted = config.mirror.hosted;
+    this.uploads = new Uploads({ blobs: this.local.blobs, content: this.storage.blobs, metadata: this.storage.metadata, clock, logger, expiryMs: hosted.uploadExpiry });
+    const pushes = new HostedManifests({ blobs: this.local.blobs, manifests: this.local.manifests, metadata: this.storage.metadata, clock });
+    this.router = new RepositoryRouter({
+      upstreams: this.upstreams,
+      hostedNames: new HostedNames(hosted.repositories),
+      proxy: { blobs: this.blobs, manifests: this.manifests },
+      local: this.local,
+      hosted: { uploads: this.uploads, pushes },
+      metadata: this.storage.metadata,
+      logger,
+    });
+    const { blobs, uploads } = this;
     const localManifests = this.local.manifests;
     this.cache = new CacheManager(config.mirror, {
       storage: this.storage,
@@ -86,7 +105,7 @@ export class MirrorServer {
       clock,
       logger,
       registry: this.metrics.registry,
-      inflight: this.blobs,
+      inflight: { isFetching: (d) => blobs.isFetching(d), isWriting: (id) => blobs.isWriting(id) || uploads.isWriting(id) },
       onRemoved: (keys) => localManifests.forget(keys),
     });
   }
@@ -95,6 +114,11 @@ export class MirrorServer {
   async start(): Promise<{ url: string; host: string; port: number }> {
     await this.prepareStorage();
     await this.cache.start();
+    const expiry = this.config.mirror.hosted.uploadExpiry;
+    this.uploadExpiry = setInterval(() => {
+      this.uploads.expire().catch((err: unknown) => this.deps.logger.warn({ err: (err as Error).message }, 'could not expire idle uploads'));
+    }, Math.max(1000, Math.min(60_000, expiry / 4)));
+    this.uploadExpiry.unref();
     try {
       return await this.listenAndServe();
     } catch (err) {
@@ -106,6 +130,7 @@ export class MirrorServer {
   private async listenAndServe(): Promise<{ url: string; host: string; port: number }> {
     const app = createMirrorApp({
       router: this.router,
+      access: new AccessRules(this.config.mirror.access, this.config.mirror.auth.realm),
       logger: this.deps.logger,
       metrics: this.metrics,
       isReady: () => this.ready,
@@ -177,6 +202,7 @@ export class MirrorServer {
     }
     await this.auth?.close();
     this.tls?.close();
+    clearInterval(this.uploadExpiry);
     await this.upstreams.close();
     await this.cache.stop();
   }

@@ -4,18 +4,22 @@ import type { Logger } from '../../common/logger.js';
 import type { MirrorLimitsConfig } from '../../config/schema.js';
 import { sendError } from './error-envelope.js';
 
+/** Requests that carry content: blob uploads (any size, streamed) and manifest pushes (capped by their route). */
+const PUSH_PATH = /^\/v2\/.+\/(?:blobs\/uploads(?:\/[^/]*)?|manifests\/[^/]+)$/;
+
 /**
- * Refuses requests no read-only registry client sends, before any route sees them: bodies larger than the
- * limit or of unknown length (answered 413 and the connection closed, so the body is never read), and
- * query strings that are too long or have too many parameters.
+ * Refuses requests no registry client sends, before any route sees them: bodies on anything but a push,
+ * larger than the limit or of unknown length (answered 413 and the connection closed, so the body is never
+ * read), and query strings that are too long or have too many parameters.
  */
 export function requestGuard(limits: Pick<MirrorLimitsConfig, 'maxBodySize' | 'maxQueryLength' | 'maxQueryParams'>, logger: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const length = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
-    if (chunked || (length !== undefined && Number(length) > limits.maxBodySize)) {
+    const push = (req.method === 'PUT' || req.method === 'PATCH' || req.method === 'POST') && PUSH_PATH.test(req.path);
+    if (!push && (chunked || (length !== undefined && Number(length) > limits.maxBodySize))) {
       res.setHeader('connection', 'close');
-      sendError(res, new MirrorgateError('UNSUPPORTED', 'request body not accepted: the mirror is read-only', { status: 413 }), logger);
+      sendError(res, new MirrorgateError('UNSUPPORTED', 'request body not accepted here', { status: 413 }), logger);
       return;
     }
     const q = req.originalUrl.indexOf('?');

@@ -4,7 +4,7 @@ import { isValidTag, parseDigest } from '../../reference/grammar.js';
 export type V2Route =
   | { kind: 'manifest'; name: string; reference: string }
   | { kind: 'blob'; name: string; digest: string }
-  | { kind: 'upload'; name: string }
+  | { kind: 'upload'; name: string; id: string | undefined }
   | { kind: 'tags'; name: string }
   | { kind: 'referrers'; name: string; digest: string };
 
@@ -28,8 +28,8 @@ export function parseV2Path(rawPath: string): V2Route | undefined {
     }
     return { kind: 'manifest', name: m[1]!, reference };
   }
-  m = /^\/v2\/(.+)\/blobs\/uploads(?:\/.*)?$/.exec(rawPath);
-  if (m) return { kind: 'upload', name: m[1]! };
+  m = /^\/v2\/(.+)\/blobs\/uploads\/?([^/]*)$/.exec(rawPath);
+  if (m) return { kind: 'upload', name: m[1]!, id: m[2] || undefined };
   m = /^\/v2\/(.+)\/blobs\/([^/]+)$/.exec(rawPath);
   if (m) {
     if (!parseDigest(m[2]!)) throw fail('DIGEST_INVALID', `invalid digest ${JSON.stringify(m[2]!.slice(0, 200))}`);

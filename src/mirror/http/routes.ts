@@ -4,6 +4,9 @@ import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { Repository } from '../repository/repository.js';
 import type { RepositoryRouter } from '../repository/router.js';
+import type { AccessRules } from '../auth/access.js';
+import type { Principal } from '../auth/authenticator.js';
+import { createPushRoutes } from './push-routes.js';
 import { parseRangeHeader } from '../store/range.js';
 import { negotiateDescriptor, negotiateManifest } from '../service/negotiate.js';
 import { nextLink, paginate, parsePageRequest } from '../service/pagination.js';
@@ -13,6 +16,7 @@ import { parseAccept, parseV2Path, singleQuery } from './parse.js';
 
 export interface MirrorRouteDeps {
   router: RepositoryRouter;
+  access: AccessRules;
   logger: Logger;
   metrics: MirrorMetrics;
 }
@@ -25,6 +29,7 @@ const API_VERSION = 'registry/2.0';
  */
 export function createRoutes(deps: MirrorRouteDeps) {
   const { logger } = deps;
+  const write = createPushRoutes(deps);
 
   async function base(_req: Request, res: Response): Promise<void> {
     res.setHeader('docker-distribution-api-version', API_VERSION);
@@ -35,7 +40,8 @@ export function createRoutes(deps: MirrorRouteDeps) {
 
   async function catalog(req: Request, res: Response): Promise<void> {
     const page = parsePageRequest({ n: singleQuery(req.query.n, 'n'), last: singleQuery(req.query.last, 'last') }, false);
-    const names = await deps.router.catalog();
+    const principal = res.locals.principal as Principal | undefined;
+    const names = await deps.router.catalog((t) => deps.access.allows(principal, t, 'pull'));
     const { items, next } = paginate(names, page);
     const link = nextLink('/v2/_catalog', next);
     if (link) res.setHeader('link', link);
@@ -48,10 +54,9 @@ export function createRoutes(deps: MirrorRouteDeps) {
     const route = parseV2Path(rawPath);
     if (!route) throw fail('UNSUPPORTED', `no such endpoint: ${req.method} ${rawPath.slice(0, 200)}`, undefined);
     res.locals.kind = route.kind;
-    if (route.kind === 'upload' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      throw fail('UNSUPPORTED', 'the mirror is read-only: pushes and deletes are not supported');
-    }
     const repo = deps.router.resolve(route.name, singleQuery(req.query.ns, 'ns'));
+    if (route.kind === 'upload' || (req.method !== 'GET' && req.method !== 'HEAD')) return write(req, res, repo, route);
+    deps.access.check(res.locals.principal as Principal | undefined, repo, 'pull');
     switch (route.kind) {
       case 'manifest':
         return manifest(req, res, repo, route.reference);

@@ -42,7 +42,17 @@ export async function listReferrers(
   } catch (err) {
     deps.logger.debug({ upstream: repo.upstream, err: (err as Error).message }, 'referrers not available upstream; answering from the cache');
   }
-  let manifests: Descriptor[] = await deps.local.listReferrers(repo, subject);
+  return storedReferrers(deps.local, repo, subject, artifactType);
+}
+
+/** The referrers the mirror holds for a subject in a repository, as an image index (a hosted repository's answer). */
+export async function storedReferrers(
+  local: Pick<LocalManifestStore, 'listReferrers'>,
+  repo: RepositoryRef,
+  subject: string,
+  artifactType: string | undefined,
+): Promise<ReferrersAnswer> {
+  let manifests: Descriptor[] = await local.listReferrers(repo, subject);
   if (artifactType) manifests = manifests.filter((d) => d.artifactType === artifactType);
   const index = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests };
   return { body: Buffer.from(JSON.stringify(index)), filtersApplied: Boolean(artifactType) };

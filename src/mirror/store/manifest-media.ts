@@ -88,21 +88,27 @@ function isDescriptor(d: unknown): boolean {
  * manifests for an index). Throws UPSTREAM_INVALID_CONTENT.
  */
 export function validateManifest(bytes: Buffer, mediaType: string | undefined): void {
-  const refuse = (why: string): MirrorgateError => new MirrorgateError('UPSTREAM_INVALID_CONTENT', `upstream sent a manifest that is not one: ${why}; not stored`);
+  const problem = manifestProblem(bytes, mediaType);
+  if (problem) throw new MirrorgateError('UPSTREAM_INVALID_CONTENT', `upstream sent a manifest that is not one: ${problem}; not stored`);
+}
+
+/** Why bytes are not a manifest of `mediaType` (see validateManifest), or undefined when they are one. */
+export function manifestProblem(bytes: Buffer, mediaType: string | undefined): string | undefined {
   const doc = parseManifest(bytes);
-  if (!doc) throw refuse('not a JSON object');
+  if (!doc) return 'not a JSON object';
   const declared = mediaType?.split(';')[0]?.trim();
   const type = declared && declared !== 'application/json' && declared !== 'application/octet-stream' ? declared : manifestMediaType(bytes);
-  if (!(ALL_MANIFEST_TYPES as string[]).includes(type)) throw refuse('its media type is not a manifest type');
-  if ((doc as { schemaVersion?: unknown }).schemaVersion !== 2) throw refuse('schemaVersion is not 2');
-  if (doc.mediaType !== undefined && doc.mediaType !== type) throw refuse(`served as ${type} but its mediaType field differs`);
+  if (!(ALL_MANIFEST_TYPES as string[]).includes(type)) return 'its media type is not a manifest type';
+  if ((doc as { schemaVersion?: unknown }).schemaVersion !== 2) return 'schemaVersion is not 2';
+  if (doc.mediaType !== undefined && doc.mediaType !== type) return `served as ${type} but its mediaType field differs`;
   if (INDEX_TYPES.has(type)) {
-    if (!Array.isArray(doc.manifests) || !doc.manifests.every(isDescriptor)) throw refuse('manifests is not a list of descriptors');
+    if (!Array.isArray(doc.manifests) || !doc.manifests.every(isDescriptor)) return 'manifests is not a list of descriptors';
   } else {
-    if (!isDescriptor(doc.config)) throw refuse('config is not a descriptor');
-    if (!Array.isArray(doc.layers) || !doc.layers.every(isDescriptor)) throw refuse('layers is not a list of descriptors');
+    if (!isDescriptor(doc.config)) return 'config is not a descriptor';
+    if (!Array.isArray(doc.layers) || !doc.layers.every(isDescriptor)) return 'layers is not a list of descriptors';
   }
-  if (doc.subject !== undefined && !isDescriptor(doc.subject)) throw refuse('subject is not a descriptor');
+  if (doc.subject !== undefined && !isDescriptor(doc.subject)) return 'subject is not a descriptor';
+  return undefined;
 }
 
 /** Every digest a manifest points at (config, layers, children, subject excluded). */

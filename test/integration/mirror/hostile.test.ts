@@ -244,11 +244,19 @@ describe('hostile clients', () => {
   });
 
   it('refuses a large body with 413 and closes without reading it', async () => {
-    const answer = await rawRequest(port, `POST /v2/library/alpine/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\nabc`, 5000);
+    const answer = await rawRequest(port, `GET /v2/library/alpine/tags/list HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\nabc`, 5000);
     expect(answer.hung).toBe(false);
     expect(answer.status).toBe(413);
     expect(answer.headers.connection).toBe('close');
     expect((JSON.parse(answer.body.toString()) as { errors: { code: string }[] }).errors[0]!.code).toBe('UNSUPPORTED');
+  });
+
+  it('refuses a push to a proxied repository with 403 and closes without reading the body', async () => {
+    const answer = await rawRequest(port, `POST /v2/library/alpine/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\nabc`, 5000);
+    expect(answer.hung).toBe(false);
+    expect(answer.status).toBe(403);
+    expect(answer.headers.connection).toBe('close');
+    expect((JSON.parse(answer.body.toString()) as { errors: { code: string }[] }).errors[0]!.code).toBe('DENIED');
   });
 
   it('answers requests the HTTP parser refuses with the spec envelope', async () => {

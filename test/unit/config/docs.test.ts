@@ -28,7 +28,7 @@ function fieldPaths(node: SchemaNode, at = '', out: string[] = []): string[] {
       for (const [k, v] of Object.entries(def.shape!)) fieldPaths(v, at ? `${at}.${k}` : k, out);
       return out;
     case 'record':
-      return fieldPaths(def.valueType!, `${at}.<host>`, out);
+      return fieldPaths(def.valueType!, `${at}.${at === 'upstreams' ? '<host>' : '<name>'}`, out);
     case 'array':
       return fieldPaths(def.element!, `${at}[]`, out);
     default:

@@ -1,0 +1,219 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Clock } from '../../common/clock.js';
+import { MirrorgateError, fail } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { LocalBlobStore } from '../local/local-blob-store.js';
+import type { ContentStore, ContentWriter } from '../store/content-store.js';
+import type { MetadataStore, UploadSession } from '../store/metadata-store.js';
+import type { BlobInfo, RepositoryRef } from '../store/types.js';
+
+/** Bytes gathered from a request body before one append (while the previous one is being written). */
+const APPEND_BATCH = 1 << 20;
+
+/** Names the hash algorithm of a write whose digest is not known yet: pushes are verified at the end. */
+const SHA256_WRITE = `sha256:${'0'.repeat(64)}`;
+
+/** Where an upload stands: what the client is told after each request. */
+export interface UploadState {
+  id: string;
+  /** Bytes received and stored. */
+  offset: number;
+}
+
+interface OpenUpload {
+  session: UploadSession;
+  writer: ContentWriter;
+  /** Requests on one upload run one at a time. */
+  queue: Promise<unknown>;
+}
+
+/**
+ * Blob uploads into hosted repositories (the spec's push API): a session per upload, stored in the metadata
+ * store so that it survives a restart (its bytes are a content write, taken up again by id), chunks appended
+ * in order, and a close that verifies size and digest before the blob becomes visible in the repository.
+ * Sessions idle for longer than `expiryMs` are cancelled and their data removed.
+ */
+export class Uploads {
+  private readonly open = new Map<string, OpenUpload>();
+  /** Uploads being taken up again after a restart, so two requests never open one write twice. */
+  private readonly resuming = new Map<string, Promise<OpenUpload | undefined>>();
+
+  constructor(
+    private readonly deps: {
+      blobs: LocalBlobStore;
+      content: Pick<ContentStore, 'resume' | 'deleteWrite'>;
+      metadata: Pick<MetadataStore, 'putUpload' | 'getUpload' | 'deleteUpload' | 'listUploads'>;
+      clock: Clock;
+      logger: Logger;
+      expiryMs: number;
+    },
+  ) {}
+
+  /** Upload ids being written by this process (the cache lifecycle leaves their writes alone). */
+  isWriting(writeId: string): boolean {
+    for (const u of this.open.values()) if (u.session.writeId === writeId) return true;
+    return false;
+  }
+
+  async start(repo: RepositoryRef): Promise<UploadState> {
+    const writer = await this.deps.blobs.writer(SHA256_WRITE);
+    const now = this.deps.clock.now();
+    const session: UploadSession = { id: randomBytes(16).toString('hex'), repo, writeId: writer.id, offset: 0, startedAt: now, updatedAt: now };
+    try {
+      await this.deps.metadata.putUpload(session);
+    } catch (err) {
+      await writer.cancel();
+      throw err;
+    }
+    this.open.set(session.id, { session, writer, queue: Promise.resolve() });
+    return { id: session.id, offset: 0 };
+  }
+
+  /** Where the upload stands (the spec's upload status). */
+  status(repo: RepositoryRef, id: string): Promise<UploadState> {
+    return this.serially(repo, id, async (u) => ({ id, offset: u.writer.written }));
+  }
+
+  /**
+   * Appends a chunk. With `range` (the client's Content-Range), it must start where the upload stands;
+   * RANGE_INVALID otherwise, with the current range so the client can go on from there.
+   */
+  append(repo: RepositoryRef, id: string, body: Readable, range?: { start: number; end: number }): Promise<UploadState> {
+    return this.serially(repo, id, async (u) => {
+      if (range && range.start !== u.writer.written) {
+        body.resume();
+        throw new MirrorgateError('RANGE_INVALID', `chunk starts at ${range.start}; the upload is at ${u.writer.written}`, { headers: uploadHeaders(u.session.repo, id, u.writer.written) });
+      }
+      const before = u.writer.written;
+      await this.write(u, body);
+      if (range && u.writer.written - before !== range.end - range.start + 1) {
+        throw new MirrorgateError('SIZE_INVALID', `Content-Range announced ${range.end - range.start + 1} bytes, the body had ${u.writer.written - before}`);
+      }
+      return { id, offset: u.writer.written };
+    });
+  }
+
+  /** Appends the last chunk (if any), then verifies the whole blob against `digest` and has the repository hold it. */
+  finish(repo: RepositoryRef, id: string, digest: string, body?: Readable): Promise<BlobInfo> {
+    return this.serially(repo, id, async (u) => {
+      if (body) await this.write(u, body);
+      this.open.delete(id);
+      try {
+        // Verified (and the write dropped when it does not match) before anything is visible.
+        const info = await u.writer.commit({ digest, size: -1 });
+        await this.deps.blobs.hold(repo, digest);
+        return info;
+      } finally {
+        await this.deps.metadata.deleteUpload(id);
+      }
+    });
+  }
+
+  cancel(repo: RepositoryRef, id: string): Promise<void> {
+    return this.serially(repo, id, async (u) => {
+      this.open.delete(id);
+      await u.writer.cancel();
+      await this.deps.metadata.deleteUpload(id);
+    });
+  }
+
+  /** Cancels sessions no request touched for `expiryMs`, here or in an earlier run; returns how many. */
+  async expire(): Promise<number> {
+    const cutoff = this.deps.clock.now() - this.deps.expiryMs;
+    let expired = 0;
+    for (const session of await this.deps.metadata.listUploads()) {
+      const current = this.open.get(session.id)?.session ?? session;
+      if (current.updatedAt > cutoff) continue;
+      const u = this.open.get(session.id);
+      this.open.delete(session.id);
+      if (u) await u.writer.cancel();
+      else await this.deps.content.deleteWrite(session.writeId).catch(() => undefined);
+      await this.deps.metadata.deleteUpload(session.id);
+      this.deps.logger.info({ upload: session.id, repository: session.repo.path, offset: session.offset }, 'upload expired; its data was removed');
+      expired++;
+    }
+    return expired;
+  }
+
+  private async write(u: OpenUpload, body: Readable): Promise<void> {
+    try {
+      await appendBody(u.writer, body);
+    } finally {
+      // Whatever arrived before a client went away stays, and the session says so: the client can resume.
+      u.session = { ...u.session, offset: u.writer.written, updatedAt: this.deps.clock.now() };
+      await this.deps.metadata.putUpload(u.session);
+    }
+  }
+
+  /** An upload started before a restart (or by another replica): its write taken up again. */
+  private resume(id: string): Promise<OpenUpload | undefined> {
+    let p = this.resuming.get(id);
+    if (!p) {
+      p = (async () => {
+        const session = await this.deps.metadata.getUpload(id);
+        const writer = session && (await this.deps.content.resume(session.writeId, SHA256_WRITE));
+        if (!session || !writer) return undefined;
+        const u: OpenUpload = { session, writer, queue: Promise.resolve() };
+        this.open.set(id, u);
+        return u;
+      })().finally(() => this.resuming.delete(id));
+      this.resuming.set(id, p);
+    }
+    return p;
+  }
+
+  /** Runs `fn` on the upload after the requests before it; BLOB_UPLOAD_UNKNOWN when there is none for this repository. */
+  private async serially<T>(repo: RepositoryRef, id: string, fn: (u: OpenUpload) => Promise<T>): Promise<T> {
+    const u = await this.get(repo, id);
+    const run = u.queue.then(() => {
+      if (this.open.get(id) !== u) throw fail('BLOB_UPLOAD_UNKNOWN', `upload ${id} is closed`);
+      return fn(u);
+    });
+    u.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async get(repo: RepositoryRef, id: string): Promise<OpenUpload> {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw fail('BLOB_UPLOAD_UNKNOWN', 'invalid upload id');
+    const u = this.open.get(id) ?? (await this.resume(id));
+    if (!u) throw fail('BLOB_UPLOAD_UNKNOWN', `upload ${id} unknown`);
+    if (u.session.repo.upstream !== repo.upstream || u.session.repo.path !== repo.path) throw fail('BLOB_UPLOAD_UNKNOWN', `upload ${id} unknown in this repository`);
+    return u;
+  }
+}
+
+/**
+ * Appends a request body, one write in flight while the next batch arrives; reading waits for the disk, so
+ * memory stays flat whatever the size. What was written before a failure stays written.
+ */
+async function appendBody(writer: ContentWriter, body: Readable): Promise<void> {
+  let batch: Buffer[] = [];
+  let bytes = 0;
+  let inflight: Promise<void> = Promise.resolve();
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      batch.push(chunk);
+      bytes += chunk.length;
+      if (bytes >= APPEND_BATCH) {
+        await inflight;
+        inflight = writer.append(batch);
+        inflight.catch(() => undefined); // observed below
+        batch = [];
+        bytes = 0;
+      }
+    }
+  } finally {
+    await inflight;
+  }
+  if (batch.length > 0) await writer.append(batch);
+}
+
+/** The headers every upload answer carries: where to send the next request, and how far it got. */
+export function uploadHeaders(repo: RepositoryRef, id: string, offset: number): Record<string, string> {
+  return {
+    location: `/v2/${repo.path}/blobs/uploads/${id}`,
+    range: `0-${Math.max(0, offset - 1)}`,
+    'docker-upload-uuid': id,
+  };
+}
