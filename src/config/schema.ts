@@ -192,8 +192,22 @@ export const retentionPolicySchema = z
         }
       }, 'not a regular expression')
       .optional(),
-    /** Tags (and untagged manifests) not used for this long are removed. */
+    /** Tags (and untagged manifests) not used for this long are removed (hosted repositories: not pushed for this long). */
     expireAfter: duration.optional(),
+    /** With `expireAfter`: only tags matching this regular expression expire (e.g. `^pr-`); others stay. */
+    expireTags: z
+      .string()
+      .refine((r) => {
+        try {
+          new RegExp(r);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a regular expression')
+      .optional(),
+    /** Remove every tag that is not a semantic version (`1.2.3`, `v1.2.3-rc.1`), unless `keepTags` keeps it. */
+    semverOnly: z.boolean().optional(),
   })
   .strict();
 

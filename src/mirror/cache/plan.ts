@@ -1,3 +1,4 @@
+import { isHosted } from '../hosted/hosted-names.js';
 import type { LinkKind } from '../store/metadata-store.js';
 import type { RepositoryRef } from '../store/types.js';
 import { accessKey } from './access-keys.js';
@@ -94,7 +95,8 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
     for (const t of entry.tags) {
       const closure = closureOf(t.digest);
       for (const d of closure) reachable.add(d);
-      const used = Math.max(lastAccess(accessKey.tag(repo, t.tag)) ?? t.mtime, lastAccess(accessKey.manifest(t.digest)) ?? 0);
+      // A hosted tag's age is when it was pushed (what retention of a registry means); a cached one's, its last pull.
+      const used = isHosted(repo) ? t.mtime : Math.max(lastAccess(accessKey.tag(repo, t.tag)) ?? t.mtime, lastAccess(accessKey.manifest(t.digest)) ?? 0);
       roots.push({ kind: 'tag', repo, entry, tag: t.tag, digest: t.digest, lastUsed: used, closure, pinned: false });
     }
     // A linked manifest is a unit of its own unless a tag or another linked manifest (an index) holds it.
@@ -102,7 +104,7 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
     for (const l of entry.links) for (const d of closureOf(l.digest)) if (d !== l.digest) children.add(d);
     for (const l of entry.links) {
       if (reachable.has(l.digest) || children.has(l.digest)) continue;
-      const used = lastAccess(accessKey.manifest(l.digest)) ?? l.mtime;
+      const used = isHosted(repo) ? l.mtime : (lastAccess(accessKey.manifest(l.digest)) ?? l.mtime);
       roots.push({ kind: 'manifest', repo, entry, digest: l.digest, lastUsed: used, closure: closureOf(l.digest), pinned: false });
     }
   }
@@ -128,6 +130,7 @@ export function planPass(input: PlanInput): Plan {
   const sizeBefore = contentBytes(inv);
   let freed = 0;
   const drop = (root: Root, reason: EvictionReason, detail: string): void => {
+    if (evicted.has(root)) return;
     evicted.add(root);
     const item = { root, reason, detail, bytes: 0 };
     evict.push(item);
@@ -163,11 +166,32 @@ export function planPass(input: PlanInput): Plan {
     for (const { item, reason } of remove) drop(item, 'retention', reason);
   }
 
-  // Size cap and free-space floor: least recently used units first, pinned ones last.
+  // Untagged manifests of hosted repositories (a tag moved on, a push by digest) go after the grace period,
+  // unless they are referrers (signatures, SBOMs) of a manifest the repository keeps.
+  for (const [entry, repoRoots] of byRepo) {
+    if (!isHosted(entry.repo)) continue;
+    const kept = new Set<string>();
+    for (const r of repoRoots) if (r.kind === 'tag' && !evicted.has(r)) for (const d of r.closure) kept.add(d);
+    const subjects = new Map(entry.referrers.map((ref) => [ref.digest, ref.subject]));
+    for (const r of repoRoots) {
+      if (r.kind !== 'manifest' || now - r.lastUsed < input.unreferencedGrace) continue;
+      const subject = subjects.get(r.digest);
+      if (subject !== undefined && kept.has(subject)) continue;
+      drop(r, 'unreferenced', 'untagged manifest of a hosted repository');
+    }
+  }
+
+  // Size cap and free-space floor: least recently used units first, pinned ones last. The cap is the cache's:
+  // hosted repositories are never evicted for it, and content only they hold does not count toward it.
+  const proxiedRefs = new Set<string>();
+  const hostedRefs = new Set<string>();
+  for (const r of roots) if (!evicted.has(r)) for (const d of r.closure) (isHosted(r.repo) ? hostedRefs : proxiedRefs).add(d);
+  let hostedBytes = 0;
+  for (const d of hostedRefs) if (!proxiedRefs.has(d)) hostedBytes += contentOf(d)?.size ?? 0;
   let target: number | undefined;
   let reason: EvictionReason = 'size';
-  const current = sizeBefore - freed;
-  if (input.maxSize !== undefined && current > input.maxSize * input.highWater) target = Math.floor(input.maxSize * input.lowWater);
+  const current = sizeBefore - freed - hostedBytes;
+  if (input.maxSize !== undefined && current > input.maxSize * input.highWater) target = Math.floor(input.maxSize * input.lowWater) + hostedBytes;
   if (input.freeSpace && input.freeSpace.available + freed < input.freeSpace.floor) {
     const byFloor = sizeBefore - Math.ceil(input.freeSpace.floor * 1.1 - input.freeSpace.available);
     if (target === undefined || byFloor < target) {
@@ -177,7 +201,7 @@ export function planPass(input: PlanInput): Plan {
   }
   if (target !== undefined) {
     const candidates = roots
-      .filter((r) => !evicted.has(r))
+      .filter((r) => !evicted.has(r) && !isHosted(r.repo))
       .sort((a, b) => Number(a.pinned) - Number(b.pinned) || a.lastUsed - b.lastUsed || rootLabel(a).localeCompare(rootLabel(b)));
     for (const r of candidates) {
       if (sizeBefore - freed <= target) break;

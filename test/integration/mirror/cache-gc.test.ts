@@ -105,7 +105,7 @@ describe('mirrorgate gc', () => {
 
     const dry = await gc(['--config', config, '--storage', root, '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/would remove tag docker\.io\/team\/app:dev-1: retention: not among the 1 most recently used tags; frees \d/);
+    expect(dry.stdout).toMatch(/would remove tag docker\.io\/team\/app:dev-1: retention: not among the 1 most recent tags; frees \d/);
     expect(dry.stdout).toMatch(/would remove tag docker\.io\/team\/app:dev-2: retention/);
     expect(dry.stdout).not.toMatch(/app:dev-3|app:v1\.2\.0/);
     expect(tagsOnDisk(root, { upstream: 'docker.io', path: 'team/app' }).size).toBe(4);

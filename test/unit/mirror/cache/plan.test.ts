@@ -11,18 +11,21 @@ const d = (name: string): string => `sha256:${name.padEnd(64, '0')}`;
 function inventory(spec: {
   blobs: Record<string, number>;
   manifests: Record<string, { refs: string[]; size?: number }>;
-  repos: Record<string, { tags?: Record<string, string>; links?: string[] }>;
+  /** Keys are repository paths on Docker Hub, or `hosted:<path>` for a hosted repository. */
+  repos: Record<string, { tags?: Record<string, string>; links?: string[]; referrers?: Record<string, string>; pushedAt?: Record<string, number> }>;
 }): Inventory {
   const inv: Inventory = { blobs: new Map(), manifests: new Map(), repositories: [] };
   for (const [n, size] of Object.entries(spec.blobs)) inv.blobs.set(d(n), { kind: 'blob', digest: d(n), size, mtime: NOW - 48 * H });
   for (const [n, m] of Object.entries(spec.manifests)) inv.manifests.set(d(n), { kind: 'manifest', digest: d(n), size: m.size ?? 10, mtime: NOW - 48 * H, refs: m.refs.map(d) });
   for (const [name, r] of Object.entries(spec.repos)) {
+    const hosted = name.startsWith('hosted:');
     const entry: RepositoryEntry = {
-      repo: { upstream: 'docker.io', path: name },
-      tags: Object.entries(r.tags ?? {}).map(([tag, m]) => ({ tag, digest: d(m), mtime: NOW - 48 * H })),
+      repo: hosted ? { upstream: 'hosted', path: name.slice(7) } : { upstream: 'docker.io', path: name },
+      tags: Object.entries(r.tags ?? {}).map(([tag, m]) => ({ tag, digest: d(m), mtime: r.pushedAt?.[tag] ?? NOW - 48 * H })),
       links: [...new Set([...Object.values(r.tags ?? {}), ...(r.links ?? [])])].map((m) => ({ digest: d(m), mtime: NOW - 48 * H })),
       blobLinks: [],
-      referrers: [],
+      // referrer -> subject
+      referrers: Object.entries(r.referrers ?? {}).map(([ref, subject]) => ({ subject: d(subject), digest: d(ref) })),
     };
     inv.repositories.push(entry);
   }
@@ -115,7 +118,7 @@ describe('planPass', () => {
     const policies = compileRetention([{ upstream: '*', repository: 'team/**', keepLast: 1, keepTags: '^v\\d+\\.\\d+\\.\\d+$', expireAfter: 24 * H }]);
     const plan = planPass(input(inv, used, { policies }));
     expect(plan.evict.map((e) => [rootLabel(e.root), e.detail])).toEqual([
-      ['docker.io/team/app:dev-a', 'retention: not among the 1 most recently used tags'],
+      ['docker.io/team/app:dev-a', 'retention: not among the 1 most recent tags'],
       [`docker.io/team/app@${d('m5')}`, 'retention: unused for more than 1d'],
     ]);
     // Under a cap, the unpinned survivor (dev-b, most recent) goes before the older pinned releases.
@@ -127,5 +130,55 @@ describe('planPass', () => {
     const inv = inventory({ blobs: { l1: 1, l2: 1 }, manifests: { m1: { refs: ['l1'] }, m2: { refs: ['l2'] } }, repos: { 'other/app': { tags: { a: 'm1', b: 'm2' } } } });
     const plan = planPass(input(inv, {}, { policies: compileRetention([{ upstream: 'docker.io', repository: 'team/*', keepLast: 0 }]) }));
     expect(plan.evict).toEqual([]);
+  });
+
+  describe('hosted repositories', () => {
+    const hostedSpec = {
+      blobs: { h1: 500, h2: 500, p1: 400, p2: 400 },
+      manifests: { hm1: { refs: ['h1'] }, hm2: { refs: ['h2'] }, pm1: { refs: ['p1'] }, pm2: { refs: ['p2'] }, sig: { refs: [] }, old: { refs: [] } },
+      repos: {
+        'hosted:team/app': { tags: { v1: 'hm1', v2: 'hm2' }, links: ['sig', 'old'], referrers: { sig: 'hm1' } },
+        'library/a': { tags: { '1': 'pm1' } },
+        'library/b': { tags: { '1': 'pm2' } },
+      },
+    };
+
+    it('the size cap evicts only cached images, and content only hosted repositories hold does not count toward it', () => {
+      const inv = inventory(hostedSpec);
+      // Cached: 820 bytes (two images); hosted: over 1000. A cap of 500 evicts both cached images and nothing hosted.
+      const plan = planPass(input(inv, { [tagKey('library/a', '1')]: NOW - 2 * H, [tagKey('library/b', '1')]: NOW - H }, { maxSize: 500, highWater: 0.9, lowWater: 0.5 }));
+      const evicted = plan.evict.filter((e) => e.reason === 'size').map((e) => rootLabel(e.root));
+      expect(evicted).toEqual(['docker.io/library/a:1', 'docker.io/library/b:1']);
+      expect(plan.content.map((c) => c.entry.digest)).not.toContain(d('h1'));
+      // A cap the cached images fit in, though cached and hosted together do not: nothing goes for size.
+      expect(planPass(input(inventory(hostedSpec), {}, { maxSize: 1000 })).evict.filter((e) => e.reason === 'size')).toEqual([]);
+    });
+
+    it('untagged hosted manifests go after the grace period, unless they are referrers of a kept manifest', () => {
+      const plan = planPass(input(inventory(hostedSpec), {}));
+      expect(plan.evict.map((e) => [rootLabel(e.root), e.reason])).toEqual([[`hosted/team/app@${d('old')}`, 'unreferenced']]);
+      // Within the grace period (a push by digest just before its tag): kept.
+      expect(planPass(input(inventory(hostedSpec), {}, { unreferencedGrace: 100 * H })).evict).toEqual([]);
+    });
+
+    it('retention by push time: keepLast, expireTags with expireAfter, semverOnly; keepTags protects', () => {
+      const inv = inventory({
+        blobs: {},
+        manifests: { a: { refs: [] }, b: { refs: [] }, c: { refs: [] }, e: { refs: [] }, f: { refs: [] } },
+        repos: {
+          'hosted:ci/app': {
+            tags: { 'pr-12': 'a', 'pr-13': 'b', '1.0.0': 'c', latest: 'e', 'v2.0.0-rc.1': 'f' },
+            pushedAt: { 'pr-12': NOW - 10 * 24 * H, 'pr-13': NOW - H, '1.0.0': NOW - 30 * 24 * H, latest: NOW - 40 * 24 * H, 'v2.0.0-rc.1': NOW - 2 * H },
+          },
+        },
+      });
+      const prs = compileRetention([{ upstream: 'hosted', repository: 'ci/**', expireAfter: 7 * 24 * H, expireTags: '^pr-' }]);
+      expect(planPass(input(inv, {}, { policies: prs })).evict.map((e) => e.root.tag)).toEqual(['pr-12']);
+      const semver = compileRetention([{ upstream: 'hosted', repository: 'ci/**', semverOnly: true, keepTags: '^latest$' }]);
+      expect(planPass(input(inv, {}, { policies: semver })).evict.map((e) => e.root.tag).sort()).toEqual(['pr-12', 'pr-13']);
+      const last = compileRetention([{ upstream: 'hosted', repository: 'ci/**', keepLast: 2 }]);
+      // By push time, not by pulls: pr-13 and v2.0.0-rc.1 are the two most recent pushes.
+      expect(planPass(input(inv, {}, { policies: last })).evict.map((e) => e.root.tag).sort()).toEqual(['1.0.0', 'latest', 'pr-12']);
+    });
   });
 });
