@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl)
+# redis-server: the Redis metadata tests start their own servers.
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl redis-server)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -14,8 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  # RUNLEVEL=1: installing nginx must not start it as a system service (tests start their own).
+  # RUNLEVEL=1: installing nginx or redis-server must not start it as a system service (tests start their own).
   RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # An init system that ignores RUNLEVEL may have started the packaged Redis anyway: stop it.
+  if [ -f /run/redis/redis-server.pid ] && kill -0 "$(cat /run/redis/redis-server.pid)" 2>/dev/null; then
+    $SUDO service redis-server stop >/dev/null 2>&1 || $SUDO kill "$(cat /run/redis/redis-server.pid)" || true
+  fi
 fi
 
 if [ -f package-lock.json ]; then
