@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -5,6 +7,7 @@ import { startDockerRegistry } from '../../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
 import { MediaTypes, pushImage, sha256, type PushedImage } from '../../helpers/images.js';
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
+import { runCliToEnd } from '../../helpers/cli-process.js';
 import { startRedis, type TestRedis } from '../../helpers/redis.js';
 import { Cleanup, makeTempDir } from '../../helpers/tmp.js';
 
@@ -17,6 +20,7 @@ const cleanup = new Cleanup();
 let hub: HubFront;
 let redis: TestRedis;
 let mirrors: TestMirror[];
+let storagePath: string;
 const images: Record<string, PushedImage> = {};
 const ACCEPT = [MediaTypes.ociManifest, MediaTypes.dockerManifest].join(', ');
 
@@ -63,6 +67,7 @@ beforeAll(async () => {
   hub = cleanup.add(await startHubFront({ target: registry.url }));
   redis = cleanup.add(await startRedis());
   const storage = cleanup.add(await makeTempDir('mirrorgate-cache-'));
+  storagePath = storage.path;
   const config = {
     mirror: {
       storage: { path: storage.path },
@@ -131,5 +136,26 @@ describe('two mirrors on one storage and one Redis', () => {
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => blob(mirrors[i % 2]!, 'library/again', layer.digest)));
     for (const r of results) expect(r).toEqual({ status: 200, digest: layer.digest });
     expect(answered('GET', layer.digest)).toBe(1);
+  }, 60_000);
+});
+
+describe('mirrorgate gc with Redis configured', () => {
+  it('what a pass removes from storage is gone from Redis too', async () => {
+    const key = 'replicas:c:tags:docker.io/library/flush';
+    for (const m of mirrors) await pull(m, images.flush!);
+    expect(await redis.command('HEXISTS', key, 'v1')).toBe(1);
+    const dir = cleanup.add(await makeTempDir('mirrorgate-gc-config-'));
+    const file = path.join(dir.path, 'config.json');
+    const config = {
+      upstreams: { 'docker.io': { url: hub.url } },
+      mirror: { storage: { path: storagePath }, redis: { url: redis.url, keyPrefix: 'replicas:' }, retention: [{ repository: 'library/flush', keepLast: 0 }] },
+    };
+    await writeFile(file, JSON.stringify(config));
+    // --force: the mirrors of this test run in this process and hold the storage.
+    const run = await runCliToEnd(['gc', '--config', file, '--force', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const pass = JSON.parse(run.stdout) as { remove: { name: string; reason: string }[] };
+    expect(pass.remove.map((r) => r.reason)).toEqual(['retention']);
+    expect(await redis.command('HEXISTS', key, 'v1')).toBe(0);
   }, 60_000);
 });
