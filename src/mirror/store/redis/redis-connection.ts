@@ -165,23 +165,26 @@ export class RedisConnection {
     const { keys, hashes, logger } = this.deps;
     const outages = this.outages;
     try {
-      const info = await client.info('server');
+      // A server that does not answer INFO (renamed by a provider) is taken as the same one.
+      const info = await client.info('server').catch(() => '');
       const runId = /^run_id:(\S+)/m.exec(info)?.[1] ?? 'unknown';
       const builtOn = await client.get(keys.server);
-      // Missed keys taken now; keys missed while repairing are repaired next time.
-      const missed = [...this.missed];
-      const overflow = this.missedOverflow;
-      this.missed.clear();
-      this.missedOverflow = false;
-      try {
-        if ((builtOn !== null && builtOn !== runId) || overflow) await this.dropCache();
-        else await Promise.all(missed.map((k) => hashes.reset(k)));
-      } catch (err) {
-        if (overflow) this.missedOverflow = true;
-        for (const k of missed) this.missed.add(k);
-        throw err;
-      }
+      if (builtOn !== null && builtOn !== runId) await this.dropCache();
       if (builtOn !== runId) await client.set(keys.server, runId);
+      // What this process wrote to storage alone; writes keep being missed while this runs, so until none are left.
+      while (this.missedOverflow || this.missed.size > 0) {
+        const overflow = this.missedOverflow;
+        const missed = [...this.missed];
+        this.missedOverflow = false;
+        this.missed.clear();
+        try {
+          await (overflow ? this.dropCache() : Promise.all(missed.map((k) => hashes.reset(k))));
+        } catch (err) {
+          if (overflow) this.missedOverflow = true;
+          else for (const k of missed) this.missed.add(k);
+          throw err;
+        }
+      }
     } catch (err) {
       logger.debug({ err: (err as Error).message }, 'Redis not usable yet');
       return false;
