@@ -197,11 +197,11 @@ export const mirrorRedisSchema = z
     /** Prefix of every key, so several mirrors (or other software) can share one Redis. */
     keyPrefix: z.string().regex(/^[\x21-\x7e]{0,64}$/, 'printable ASCII without spaces, at most 64 characters').default('mirrorgate:'),
     /** How long to wait for a connection, at start and on each reconnect. */
-    connectTimeout: duration.default(2_000),
+    connectTimeout: duration.refine((ms) => ms >= 10, 'at least 10ms').default(2_000),
     /** How long a command may take before Redis counts as down (and the mirror goes on without it). */
-    commandTimeout: duration.default(500),
+    commandTimeout: duration.refine((ms) => ms >= 10, 'at least 10ms').default(500),
     /** How long cached metadata lives in Redis before it is read again from storage. */
-    cacheTtl: duration.default(3_600_000),
+    cacheTtl: duration.refine((ms) => ms >= 1000, 'at least 1s').default(3_600_000),
   })
   .strict();
 
