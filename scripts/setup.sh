@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files. prometheus: only its
-# promtool, which tests the alerting rules (the server is not run).
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus)
+# promtool, which tests the alerting rules (the server is not run). redis-server: the Redis metadata tests start their own.
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  # RUNLEVEL=1: installing nginx or prometheus must not start it as a system service (tests start their own nginx).
+  # RUNLEVEL=1: installing nginx, prometheus or redis-server must not start it as a system service (tests start their own).
   RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Only promtool is used. Where the package's service started anyway (systemd ignores RUNLEVEL), stop and disable it.
   if [[ " ${missing[*]} " == *" prometheus "* ]] && pgrep -x prometheus >/dev/null; then
@@ -25,6 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     else
       $SUDO service prometheus stop >/dev/null
     fi
+  fi
+  # The same for the packaged Redis.
+  if [ -f /run/redis/redis-server.pid ] && kill -0 "$(cat /run/redis/redis-server.pid)" 2>/dev/null; then
+    $SUDO service redis-server stop >/dev/null 2>&1 || $SUDO kill "$(cat /run/redis/redis-server.pid)" || true
   fi
 fi
 

@@ -265,6 +265,24 @@ export const hostedSchema = z
   })
   .strict();
 
+/** Redis for coordination between replicas (docs/storage.md#redis): never the only copy of anything. */
+export const mirrorRedisSchema = z
+  .object({
+    /** `redis://host:6379/0`, or `rediss://` for TLS. */
+    url: z.url({ protocol: /^rediss?$/ }),
+    username: z.string().min(1).optional(),
+    password: secretSource.optional(),
+    /** Prefix of every key, so several mirrors (or other software) can share one Redis. */
+    keyPrefix: z.string().regex(/^[\x21-\x7e]{0,64}$/, 'printable ASCII without spaces, at most 64 characters').default('mirrorgate:'),
+    /** How long to wait for a connection, at start and on each reconnect. */
+    connectTimeout: duration.refine((ms) => ms >= 10, 'at least 10ms').default(2_000),
+    /** How long a command may take before Redis counts as down (and the mirror goes on without it). */
+    commandTimeout: duration.refine((ms) => ms >= 10, 'at least 10ms').default(500),
+    /** How long cached metadata lives in Redis before it is read again from storage. */
+    cacheTtl: duration.refine((ms) => ms >= 1000, 'at least 1s').default(3_600_000),
+  })
+  .strict();
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -278,6 +296,7 @@ export const mirrorSchema = z
       .strict()
       .default({ path: './data' }),
     cache: mirrorCacheSchema.prefault({}),
+    redis: mirrorRedisSchema.optional(),
     /** Tag retention policies; the first whose upstream and repository match applies. */
     retention: z.array(retentionPolicySchema).default([]),
     tls: tlsSchema.optional(),
@@ -395,6 +414,7 @@ export type MirrorConfig = z.output<typeof mirrorSchema>;
 export type MirrorAuthConfig = z.output<typeof mirrorAuthSchema>;
 export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
+export type MirrorRedisConfig = z.output<typeof mirrorRedisSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
 export type AccessConfig = z.output<typeof accessSchema>;

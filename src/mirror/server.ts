@@ -47,6 +47,8 @@ export interface MirrorServerDeps {
  */
 export class MirrorServer {
   readonly storage: Storage;
+  /** Whether the storage was made here (then it is closed here); a storage passed in is the caller's. */
+  private readonly ownsStorage: boolean;
   readonly metrics: MirrorMetrics;
   readonly upstreams: Upstreams;
   readonly blobs: ProxyBlobStore;
@@ -69,7 +71,8 @@ export class MirrorServer {
     const clock = deps.clock ?? systemClock;
     const logger = deps.logger;
     this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true });
-    this.storage = deps.storage ?? createStorage(config.mirror, clock);
+    this.ownsStorage = !deps.storage;
+    this.storage = deps.storage ?? createStorage(config.mirror, { clock, logger, registry: this.metrics.registry, env: deps.env ?? process.env });
     const limits = config.mirror.limits;
     const fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
     this.upstreams = new Upstreams(config, { logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate });
@@ -205,5 +208,6 @@ export class MirrorServer {
     clearInterval(this.uploadExpiry);
     await this.upstreams.close();
     await this.cache.stop();
+    if (this.ownsStorage) await this.storage.close?.();
   }
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { Registry } from 'prom-client';
 import { systemClock } from '../../common/clock.js';
 import { MirrorgateError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
@@ -43,7 +44,7 @@ export function registerGcCommand(program: Command): void {
         return;
       }
       const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: process.stderr });
-      const storage = createStorage(config.mirror, systemClock);
+      const storage = createStorage(config.mirror, { clock: systemClock, logger, registry: new Registry(), env: process.env });
       const m = config.mirror;
       const options: CollectorOptions = {
         maxSize: m.storage.maxSize,
@@ -62,6 +63,7 @@ export function registerGcCommand(program: Command): void {
           if (err instanceof MirrorgateError && err.code === 'STORAGE_LOCKED') {
             process.stderr.write(`mirrorgate gc: ${err.message}; the running mirror collects on its own schedule (mirror.cache.gcInterval). Use --dry-run to look, or --force.\n`);
             process.exitCode = 3;
+            await storage.close?.();
             return;
           }
           throw err;
@@ -79,6 +81,7 @@ export function registerGcCommand(program: Command): void {
         process.stdout.write(flags.json ? `${JSON.stringify(passToJson(result), null, 2)}\n` : formatPass(result, options, storage.description));
       } finally {
         await lock?.release();
+        await storage.close?.();
       }
     });
 }

@@ -35,4 +35,6 @@ export interface Storage {
   claim(owner: StorageOwner, opts?: { force?: boolean }): Promise<StorageClaim>;
   /** The live holder of the storage, if any. */
   holder(): Promise<StorageHolder | undefined>;
+  /** Closes connections the storage holds open (Redis); absent when it holds none. */
+  close?(): Promise<void>;
 }

@@ -100,4 +100,13 @@ describe('loadConfig', () => {
     const p = file(['upstreams:', '  docker.io:', '    url: https://registry-1.docker.io', '    credentials:', '      username: { value: bob, env: USER }', '      password: { file: /run/secrets/pass }'].join('\n'));
     expect(() => loadConfig({ file: p })).toThrow(/exactly one of value, file or env/);
   });
+
+  it('mirror.redis: off by default; a redis:// or rediss:// URL, with defaults for the rest', () => {
+    expect(loadConfig({}).mirror.redis).toBeUndefined();
+    const redis = loadConfig({ overrides: { mirror: { redis: { url: 'redis://redis.mirrorgate.svc:6379/0', password: { env: 'REDIS_PASSWORD' } } } } }).mirror.redis;
+    expect(redis).toEqual({ url: 'redis://redis.mirrorgate.svc:6379/0', password: { env: 'REDIS_PASSWORD' }, keyPrefix: 'mirrorgate:', connectTimeout: 2000, commandTimeout: 500, cacheTtl: 3_600_000 });
+    expect(loadConfig({ overrides: { mirror: { redis: { url: 'rediss://redis.example:6380' } } } }).mirror.redis?.url).toBe('rediss://redis.example:6380');
+    expect(() => loadConfig({ overrides: { mirror: { redis: { url: 'http://redis:6379' } } } })).toThrow(/mirror\.redis\.url/);
+    expect(() => loadConfig({ overrides: { mirror: { redis: { url: 'redis://redis', commandTimeout: 0, keyPrefix: 'a b' } } } })).toThrow(/commandTimeout[\s\S]*keyPrefix|keyPrefix[\s\S]*commandTimeout/);
+  });
 });

@@ -1,7 +1,6 @@
 import path from 'node:path';
-import { fail } from '../../../common/errors.js';
-import { isValidTag, parseDigest } from '../../../reference/grammar.js';
 import type { LinkKind } from '../metadata-store.js';
+import { checkRepository, checkTag, checkUploadId, digestParts } from '../names.js';
 import type { RepositoryRef } from '../types.js';
 
 /** The content stores' directories under the storage root. */
@@ -47,7 +46,7 @@ export class StorageLayout {
   }
 
   uploadPath(id: string): string {
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) throw fail('BLOB_UPLOAD_UNKNOWN', 'invalid upload id');
+    checkUploadId(id);
     return path.join(this.stateDir, 'uploads', `${id}.json`);
   }
 
@@ -73,11 +72,7 @@ export class StorageLayout {
   }
 
   repositoryDir(repo: RepositoryRef): string {
-    // Upstream keys and repository paths were validated against the reference grammar: no "..", no "/"
-    // at the start, no percent-encoding. Check again here because this is where a path is built.
-    if (!/^[a-z0-9.:[\]-]+$/.test(repo.upstream) || repo.upstream.startsWith('.') || repo.path.split('/').some((c) => !/^[a-z0-9]/.test(c))) {
-      throw fail('NAME_INVALID', `invalid repository ${repo.upstream}/${repo.path}`);
-    }
+    checkRepository(repo);
     return path.join(this.repositoriesDir, repo.upstream.replace(/:/g, '_'), ...repo.path.split('/'));
   }
 
@@ -86,7 +81,7 @@ export class StorageLayout {
   }
 
   tagPath(repo: RepositoryRef, tag: string): string {
-    if (!isValidTag(tag)) throw fail('TAG_INVALID', `invalid tag ${JSON.stringify(tag.slice(0, 200))}`);
+    checkTag(tag);
     return path.join(this.tagsDir(repo), `${tag}.json`);
   }
 
@@ -115,10 +110,4 @@ export class StorageLayout {
   referrerPath(repo: RepositoryRef, subject: string, digest: string): string {
     return path.join(this.referrersDir(repo, subject), `${digestParts(digest).hex}.json`);
   }
-}
-
-function digestParts(digest: string): { algorithm: string; hex: string } {
-  const d = parseDigest(digest);
-  if (!d) throw fail('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}`);
-  return d;
 }
