@@ -15,6 +15,7 @@ import { herd } from './scenarios/s5-herd.js';
 import { authCost } from './scenarios/s6-auth.js';
 import { webhook } from './scenarios/s7-webhook.js';
 import { scaling } from './scenarios/s8-scaling.js';
+import { push } from './scenarios/s9-push.js';
 
 /**
  * The benchmark runner: `npm run bench` runs every scenario, `npm run bench -- 1 3` some of them,
@@ -22,7 +23,7 @@ import { scaling } from './scenarios/s8-scaling.js';
  */
 
 const USAGE = `usage: npm run bench -- [scenario ...] [options]
-  scenarios: ${'1..8'} (default: all)
+  scenarios: ${'1..9'} (default: all)
   --quick          one run each, tiny sizes (smoke mode)
   --runs N         repetitions per measurement (default 5; 1 with --quick)
   --cpu-prof DIR   run the mirror with --cpu-prof, profiles written to DIR
@@ -32,7 +33,7 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
-const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling];
+const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling, push];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
