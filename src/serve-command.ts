@@ -10,6 +10,7 @@ import { runCerts } from './webhook/command.js';
 import { ConfigStore } from './webhook/config-store.js';
 import { WebhookMetrics } from './webhook/metrics.js';
 import { FileTlsSource } from './webhook/tls-source.js';
+import { onShutdown } from './common/on-shutdown.js';
 
 /**
  * `mirrorgate serve`: the mirror and the webhook in one process, on embedded defaults, for trying the product
@@ -62,15 +63,9 @@ export function registerServeCommand(program: Command): void {
       process.stderr.write(
         `mirrorgate serve: mirror on ${mirrorAddress.url} (storage ${mirror.storage.description}), webhook on https://127.0.0.1:${webhook.port}/mutate (CA ${path.resolve(opts.certs, 'ca.crt')}); rewriting to ${config.webhook.mirrorHost}\n`,
       );
-      const shutdown = (signal: string): void => {
-        logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      onShutdown(logger, () => {
         configStore.close();
-        Promise.all([mirror.stop(), webhook.close().then(() => tls.close())]).then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+        return Promise.all([mirror.stop(), webhook.close().then(() => tls.close())]);
+      });
     });
 }

@@ -302,7 +302,7 @@ export const mirrorSchema = z
     tls: tlsSchema.optional(),
     /** How long a client may take to send its request headers. */
     headersTimeout: duration.default(30_000),
-    /** Seconds to wait for in-flight requests on SIGTERM before closing anyway. */
+    /** How long in-flight requests may take on SIGTERM before connections are closed anyway. */
     shutdownGrace: duration.default(30_000),
     auth: mirrorAuthSchema.prefault({}),
     limits: mirrorLimitsSchema.prefault({}),

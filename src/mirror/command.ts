@@ -3,6 +3,7 @@ import { createLogger } from '../common/logger.js';
 import { ENV_OVERRIDES, loadConfig, parseUpstreamSpecs, type RawConfig } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
 import { MirrorServer } from './server.js';
+import { onShutdown } from '../common/on-shutdown.js';
 
 interface MirrorFlags {
   config?: string;
@@ -54,14 +55,6 @@ export function registerMirrorCommand(program: Command): void {
       const server = new MirrorServer(config, { logger });
       const { url } = await server.start();
       process.stderr.write(`mirrorgate mirror listening on ${url} (storage ${server.storage.description}); mirroring ${server.upstreams.hosts.map((h) => `${h} -> ${config.upstreams[h]?.url ?? '?'}`).join(', ')}\n`);
-      const shutdown = (signal: string): void => {
-        logger.info({ signal }, 'shutting down: finishing in-flight requests');
-        server.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      onShutdown(logger, () => server.stop());
     });
 }

@@ -6,8 +6,6 @@ import { operationLabel, type WebhookMetrics } from './metrics.js';
 import { mutatePod } from './pod-mutation.js';
 import { allowed, patched } from './review.js';
 
-/** The admission handler: a review request in, a review response out. No HTTP here, and no network call. */
-
 export interface AdmissionSettings {
   rules: RewriteRules;
   /** Undefined when pull secret injection is off. */
@@ -27,6 +25,7 @@ export interface AdmitterDeps {
 
 export const FAIL_OPEN_WARNING = 'mirrorgate: internal error; pod admitted unchanged';
 
+/** The admission handler: a review request in, a review response out. No HTTP here, and no network call. */
 export class Admitter {
   private readonly mutate: typeof mutatePod;
   constructor(private readonly deps: AdmitterDeps) {

@@ -12,6 +12,7 @@ import { ConfigStore } from './config-store.js';
 import { WebhookMetrics } from './metrics.js';
 import { rulesFromConfig } from './rules.js';
 import { FileTlsSource, MemoryTlsSource, type TlsSource } from './tls-source.js';
+import { onShutdown } from '../common/on-shutdown.js';
 
 /** The webhook's commands: `webhook` (the server), `rewrite` (what it would write), `certs` (local certificates). */
 
@@ -138,12 +139,10 @@ export function registerWebhookCommands(program: Command): void {
         ...(tls ? { tls } : {}),
         ...(kube ? { kube: { kc: kube.kc } } : {}),
       });
-      const stop = (signal: string): void => {
-        logger.info({ signal }, 'shutting down');
+      onShutdown(logger, async () => {
         configStore.close();
-        void running.close().then(() => tls?.close());
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+        await running.close();
+        tls?.close();
+      });
     });
 }

@@ -5,10 +5,6 @@ import type { Admitter } from './admit.js';
 import type { WebhookMetrics } from './metrics.js';
 import { bareError, decodeReview, rejected, uidOf } from './review.js';
 
-/**
- * The HTTP edge: body size cap, Content-Type check, decoding. It calls the admitter and writes what it returns;
- * every answer to a readable review is an AdmissionReview carrying the request's uid.
- */
 export interface WebhookAppDeps {
   admitter: Admitter;
   metrics: WebhookMetrics;
@@ -24,6 +20,10 @@ function sendBare(res: Response, code: ErrorCode, message: string): void {
   res.status(e.status).json(e.body);
 }
 
+/**
+ * The HTTP edge: body size cap, Content-Type check, decoding. It calls the admitter and writes what it returns;
+ * every answer to a readable review is an AdmissionReview carrying the request's uid.
+ */
 export function createWebhookApp(deps: WebhookAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');

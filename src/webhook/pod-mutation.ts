@@ -2,11 +2,6 @@ import { rewriteImage, type RewriteReason, type RewriteRules } from '../referenc
 import type { Container, Pod } from './admission-types.js';
 import { MIRROR_POD_ANNOTATION, OPT_IN_LABEL, OPT_OUT_VALUE, ORIGINAL_IMAGES_ANNOTATION } from './labels.js';
 
-/**
- * The pod mutation: pure, on a deep copy. It decides, container by container, what image the pod should carry,
- * adds the pull secret on CREATE and records the original images. The caller diffs the result into a JSON Patch.
- */
-
 export type ContainerField = 'containers' | 'initContainers' | 'ephemeralContainers';
 const ALL_FIELDS: readonly ContainerField[] = ['initContainers', 'containers', 'ephemeralContainers'];
 
@@ -101,7 +96,11 @@ function readOriginals(pod: Pod): Record<string, string> {
   return {};
 }
 
-/** Decides and applies the rewrite. `pod` is not modified. */
+/**
+ * The pod mutation: pure, on a deep copy (`pod` is not modified). It decides, container by container, what image
+ * the pod should carry, adds the pull secret on CREATE and records the original images. The caller diffs the
+ * result into a JSON Patch.
+ */
 export function mutatePod(pod: Pod, ctx: MutationContext): MutationResult {
   // The pod came from JSON, so a JSON round trip is an exact deep copy, and several times faster than structuredClone.
   const copy = JSON.parse(JSON.stringify(pod)) as Pod;

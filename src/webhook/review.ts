@@ -1,8 +1,6 @@
 import { ERROR_CODES, fail, type ErrorCode } from '../common/errors.js';
 import { ADMISSION_API_VERSION, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewResponse } from './admission-types.js';
 
-/** Decoding of AdmissionReview bodies and the response constructors (allowed, patched, rejected). */
-
 export type DecodedReview =
   | { ok: true; request: AdmissionRequest }
   /** `uid` is present when there is one to echo; without it the edge answers a bare HTTP error. */
@@ -19,6 +17,7 @@ export function uidOf(body: unknown): string | undefined {
   return typeof uid === 'string' && uid.length > 0 && uid.length <= 128 ? uid : undefined;
 }
 
+/** Decodes an AdmissionReview body: the request, or why it cannot be admitted (with its uid, when it has one). */
 export function decodeReview(body: unknown): DecodedReview {
   const uid = uidOf(body);
   const bad = (code: ErrorCode, message: string): DecodedReview => ({ ok: false, uid, code, message });
@@ -35,6 +34,7 @@ export function decodeReview(body: unknown): DecodedReview {
   return { ok: true, request: r as unknown as AdmissionRequest };
 }
 
+/** The response envelope every constructor below (allowed, patched, rejected) builds on. */
 function review(response: AdmissionResponse): AdmissionReviewResponse {
   return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
 }

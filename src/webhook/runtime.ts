@@ -15,7 +15,6 @@ import { PullSecretSync } from './pull-secret-sync.js';
 import { rulesFromConfig } from './rules.js';
 import type { TlsSource } from './tls-source.js';
 
-/** Wires the webhook together: configuration, admission, HTTPS, mirror probe and, with a cluster, the controllers. */
 export interface WebhookRuntimeOptions {
   configStore: ConfigStore;
   logger: Logger;
@@ -55,6 +54,7 @@ function settingsFor(store: ConfigStore): () => AdmissionSettings {
   };
 }
 
+/** Wires the webhook together: configuration, admission, HTTPS, mirror probe and, with a cluster, the controllers. */
 export async function startWebhook(opts: WebhookRuntimeOptions): Promise<RunningWebhook> {
   const { configStore, logger, clock } = opts;
   const config = configStore.current();

@@ -5,19 +5,10 @@ import { sendError } from '../http/error-envelope.js';
 import { parseAuthorization } from './authorization-header.js';
 import type { Authenticator, Principal } from './authenticator.js';
 
-/** Bearer tokens the mirror issued itself (the optional token flow). */
-export interface BearerVerifier {
-  /** The principal a token stands for; UNAUTHORIZED when it is invalid or expired. */
-  verify(token: string): Principal;
-  /** The `WWW-Authenticate` challenge sending clients to the token endpoint. */
-  challenge(req: Request, error?: 'invalid_token'): string;
-}
-
 export interface AuthMiddlewareDeps {
   authenticator: Authenticator;
   realm: string;
   logger: Logger;
-  bearer?: BearerVerifier | undefined;
 }
 
 /**
@@ -27,17 +18,14 @@ export interface AuthMiddlewareDeps {
  * of failed logins, or too many checks are already queued).
  */
 export function authMiddleware(deps: AuthMiddlewareDeps) {
-  const basicChallenge = `Basic realm="${deps.realm}"`;
-  const challengeFor = (req: Request, tokenRejected: boolean): string =>
-    deps.bearer ? deps.bearer.challenge(req, tokenRejected ? 'invalid_token' : undefined) : basicChallenge;
+  const challenge = `Basic realm="${deps.realm}"`;
 
   return (req: Request, res: Response, next: NextFunction): void => {
-    let tokenRejected = false;
     let header: ReturnType<typeof parseAuthorization>;
     try {
       header = parseAuthorization(req.headers.authorization);
     } catch (err) {
-      res.setHeader('www-authenticate', challengeFor(req, false));
+      res.setHeader('www-authenticate', challenge);
       sendError(res, err, deps.logger);
       return;
     }
@@ -49,13 +37,8 @@ export function authMiddleware(deps: AuthMiddlewareDeps) {
       return;
     }
     const run = async (): Promise<Principal> => {
-      if (header?.scheme === 'bearer') {
-        if (!deps.bearer) throw new MirrorgateError('UNAUTHORIZED', 'bearer tokens are not accepted here');
-        tokenRejected = true;
-        const principal = deps.bearer.verify(header.token);
-        tokenRejected = false;
-        return principal;
-      }
+      // The mirror issues no tokens: Basic credentials on every request (cheap, thanks to the verification cache).
+      if (header?.scheme === 'bearer') throw new MirrorgateError('UNAUTHORIZED', 'bearer tokens are not accepted here');
       return deps.authenticator.authenticate(header, req.socket.remoteAddress);
     };
     run().then(
@@ -64,7 +47,7 @@ export function authMiddleware(deps: AuthMiddlewareDeps) {
         next();
       },
       (err: unknown) => {
-        if (err instanceof MirrorgateError && err.code === 'UNAUTHORIZED') res.setHeader('www-authenticate', challengeFor(req, tokenRejected));
+        if (err instanceof MirrorgateError && err.code === 'UNAUTHORIZED') res.setHeader('www-authenticate', challenge);
         sendError(res, err, deps.logger);
       },
     );
