@@ -4,7 +4,9 @@ import type { ImageMatcher } from './match.js';
 
 /**
  * The image rewrite the webhook applies, with the routing the mirror uses: Docker Hub images become
- * `<mirror>/<path>` (`library/` kept), other registries `<mirror>/<registry-host>/<path>`.
+ * `<mirror>/<path>` (`library/` kept), other registries `<mirror>/<registry-host>/<path>`. A Docker Hub
+ * path whose first component the mirror would take for a host (`docker.io/ghcr.io/evil/app`) is written
+ * `<mirror>/docker.io/<path>`, so it cannot be served from that other registry.
  */
 
 export interface RewriteRules {
@@ -44,13 +46,27 @@ function unchanged(input: string, reason: RewriteReason, detail: string): Rewrit
   return { input, output: input, changed: false, reason, detail };
 }
 
-/** The mirror-side repository path for a parsed reference, or undefined when the host cannot be a path component. */
-export function mirrorPath(ref: ImageReference, hub: boolean): string | undefined {
-  if (hub) return ref.path;
+/**
+ * Whether the mirror's router (`Upstreams.resolve`) reads a first path component as a registry host: it has
+ * a dot or is `localhost`. The round-trip property test routes rewritten names through that router.
+ */
+function routedAsHost(component: string): boolean {
+  return component.includes('.') || component === 'localhost';
+}
+
+/** The mirror-side repository path for a parsed reference, or a reason the mirror could not route it back. */
+export function mirrorPath(ref: ImageReference, hub: boolean): { path: string } | { unroutable: string } {
+  if (hub) {
+    // A single name is never read as a host (it is a `library/` name on Docker Hub).
+    const slash = ref.path.indexOf('/');
+    return { path: slash > 0 && routedAsHost(ref.path.slice(0, slash)) ? `${DOCKER_HUB_DOMAIN}/${ref.path}` : ref.path };
+  }
   const host = ref.domain.toLowerCase();
-  // The host becomes the first path component on the mirror, so it must obey the path grammar (no port, no IPv6).
-  if (!PATH_COMPONENT_RE.test(host)) return undefined;
-  return `${host}/${ref.path}`;
+  // The host becomes the first path component on the mirror, so it must obey the path grammar (no port, no IPv6)...
+  if (!PATH_COMPONENT_RE.test(host)) return { unroutable: `registry host ${host} cannot be a path component on the mirror` };
+  // ...and read as a host there, or the mirror would serve a Docker Hub repository of that name instead.
+  if (!routedAsHost(host)) return { unroutable: `registry host ${host} has no dot: the mirror would read it as a Docker Hub namespace` };
+  return { path: `${host}/${ref.path}` };
 }
 
 /** What the webhook writes for one image. Pure; never throws. */
@@ -71,8 +87,9 @@ export function rewriteImage(input: string, rules: RewriteRules): RewriteResult 
   if (ref.digest !== undefined && !parseDigest(ref.digest)) {
     return unchanged(input, 'unsupported-digest', 'the mirror cannot verify this digest algorithm');
   }
-  const path = mirrorPath(ref, hub);
-  if (path === undefined) return unchanged(input, 'unroutable-host', `registry host ${host} cannot be a path component on the mirror`);
+  const routed = mirrorPath(ref, hub);
+  if ('unroutable' in routed) return unchanged(input, 'unroutable-host', routed.unroutable);
+  const path = routed.path;
 
   const tag = ref.tag ?? (ref.digest === undefined ? 'latest' : undefined);
   const output = formatReference({ domain: rules.mirrorHost, path, tag, digest: ref.digest });

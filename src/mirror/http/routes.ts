@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { fail } from '../../common/errors.js';
+import { fail, MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { Repository } from '../repository/repository.js';
@@ -52,7 +52,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
     res.setHeader('docker-distribution-api-version', API_VERSION);
     const rawPath = req.originalUrl.split('?')[0]!;
     const route = parseV2Path(rawPath);
-    if (!route) throw fail('UNSUPPORTED', `no such endpoint: ${req.method} ${rawPath.slice(0, 200)}`, undefined);
+    if (!route) throw new MirrorgateError('UNSUPPORTED', `no such endpoint: ${req.method} ${rawPath.slice(0, 200)}`, { status: 404 });
     res.locals.kind = route.kind;
     const repo = deps.router.resolve(route.name, singleQuery(req.query.ns, 'ns'));
     if (route.kind === 'upload' || (req.method !== 'GET' && req.method !== 'HEAD')) return write(req, res, repo, route);

@@ -20,18 +20,30 @@ export function resolveRange(req: RangeRequest, size: number): ByteRange {
   return { start, end };
 }
 
+/** Longer than any range a client needs (`bytes=<20 digits>-<20 digits>` with some spaces). */
+const MAX_RANGE_HEADER = 256;
+const DIGITS_RE = /^\d*$/;
+
 /**
- * Parses a `Range` header. Only one `bytes=` range is served (registries never need more); anything else
- * is ignored as RFC 9110 allows, and the whole blob is sent.
+ * Parses a `Range` header. Only one `bytes=` range is served (registries never need more); anything else,
+ * and any header longer than MAX_RANGE_HEADER, is ignored as RFC 9110 allows, and the whole blob is sent.
+ * Split at `=` and `-` and trimmed rather than matched with one pattern: runs of optional whitespace next
+ * to optional digits made that pattern backtrack quadratically on a header of spaces.
  */
 export function parseRangeHeader(header: string | undefined): RangeRequest | undefined {
-  if (!header) return undefined;
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!m || (m[1] === '' && m[2] === '')) return undefined;
-  if (m[1] === '') return { suffix: Number(m[2]) };
-  const start = Number(m[1]);
-  if (m[2] === '') return { start };
-  const end = Number(m[2]);
+  if (!header || header.length > MAX_RANGE_HEADER) return undefined;
+  const eq = header.indexOf('=');
+  if (eq < 0 || header.slice(0, eq).trim().toLowerCase() !== 'bytes') return undefined;
+  const spec = header.slice(eq + 1);
+  const dash = spec.indexOf('-');
+  if (dash < 0) return undefined;
+  const first = spec.slice(0, dash).trim();
+  const last = spec.slice(dash + 1).trim();
+  if (!DIGITS_RE.test(first) || !DIGITS_RE.test(last) || (first === '' && last === '')) return undefined;
+  if (first === '') return { suffix: Number(last) };
+  const start = Number(first);
+  if (last === '') return { start };
+  const end = Number(last);
   if (end < start || !Number.isSafeInteger(end)) return undefined;
   return Number.isSafeInteger(start) ? { start, end } : undefined;
 }

@@ -70,9 +70,14 @@ export class Upstreams {
     return { upstream, path };
   }
 
-  /** The name clients use for a repository when they do not send `?ns=`. */
+  /**
+   * The name clients use for a repository when they do not send `?ns=`: what `resolve` routes back to it.
+   * A Docker Hub path whose first component reads as a host (`ghcr.io/evil/app`) keeps the `docker.io/` prefix.
+   */
   publicName(repo: RepositoryRef): string {
-    return repo.upstream === DOCKER_HUB ? repo.path : `${repo.upstream}/${repo.path}`;
+    if (repo.upstream !== DOCKER_HUB) return `${repo.upstream}/${repo.path}`;
+    const first = repo.path.slice(0, Math.max(0, repo.path.indexOf('/')));
+    return first.includes('.') || first === 'localhost' ? `${DOCKER_HUB}/${repo.path}` : repo.path;
   }
 
   async close(): Promise<void> {

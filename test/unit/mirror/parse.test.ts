@@ -49,6 +49,13 @@ describe('ranges', () => {
     expect(parseRangeHeader('bytes=5-1')).toBeUndefined();
     expect(parseRangeHeader('items=0-1')).toBeUndefined();
     expect(parseRangeHeader('bytes=0-1,5-6')).toBeUndefined();
+    expect(parseRangeHeader(' BYTES = 0 - 99 ')).toEqual({ start: 0, end: 99 });
+    expect(parseRangeHeader('bytes=\t7-\t')).toEqual({ start: 7 });
+    expect(parseRangeHeader('bytes= -5')).toEqual({ suffix: 5 });
+    for (const bad of ['bytes=-', 'bytes=', 'bytes 0-1', 'bytes=0-1-2', 'bytes=a-1', 'bytes=1 0-2', 'bytes=0x1-2', 'xbytes=0-1']) {
+      expect(parseRangeHeader(bad), bad).toBeUndefined();
+    }
+    expect(parseRangeHeader(`bytes=0-99${' '.repeat(300)}`)).toBeUndefined(); // longer than any real Range header
     expect(resolveRange({ start: 100 }, 1000)).toEqual({ start: 100, end: 999 });
     expect(resolveRange({ start: 0, end: 5000 }, 1000)).toEqual({ start: 0, end: 999 });
     expect(resolveRange({ suffix: 10 }, 1000)).toEqual({ start: 990, end: 999 });

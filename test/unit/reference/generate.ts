@@ -53,6 +53,26 @@ export class Gen {
     if (this.chance(0.3)) name += `@${this.digest()}`;
     return name;
   }
+  /**
+   * A first path component the mirror's router could take for a registry host: dots, colons, `localhost`,
+   * uppercase, near misses. Valid Docker Hub namespaces among them are the dangerous ones.
+   */
+  hostileComponent(): string {
+    const c = this.component();
+    return this.pick([
+      `${c}.${this.component()}`, `${c}.io`, 'ghcr.io', 'docker.io', 'index.docker.io', 'registry-1.docker.io', 'evil.example', 'localhost',
+      'localhostx', `x${c}localhost`, 'localhost:5000', `${c}:443`, `${c.toUpperCase()}.example`, 'MyReg', 'myreg', '127.0.0.1', c,
+    ]);
+  }
+  /** A reference whose first component after the registry (or the whole name) starts with a hostile component. */
+  hostileReference(): string {
+    const prefix = this.pick(['', 'docker.io/', 'index.docker.io/', 'registry-1.docker.io/', 'ghcr.io/', 'localhost/', 'MyReg/']);
+    const rest = Array.from({ length: 1 + this.int(3) }, () => this.component()).join('/');
+    let name = `${prefix}${this.hostileComponent()}/${rest}`;
+    if (this.chance(0.5)) name += `:${this.tag()}`;
+    if (this.chance(0.2)) name += `@${this.digest()}`;
+    return name;
+  }
   /** A reference with one random mutation, usually invalid. */
   mutated(): string {
     const s = this.validReference();

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { configSchema } from '../../../src/config/schema.js';
+import { ManualClock } from '../../../src/common/clock.js';
+import { silentLogger } from '../../../src/common/logger.js';
+import { configSchema, type Config } from '../../../src/config/schema.js';
+import { canonicalHost, Upstreams } from '../../../src/mirror/upstream/upstreams.js';
 import { parseReference } from '../../../src/reference/parse.js';
 import { rewriteImage } from '../../../src/reference/rewrite.js';
 import { rulesFromConfig } from '../../../src/webhook/rules.js';
@@ -100,6 +103,30 @@ describe('rewrite rules from configuration', () => {
   });
 });
 
+describe('names the mirror would route elsewhere', () => {
+  it.each([
+    ['docker.io/ghcr.io/evil/app', `${MIRROR}/docker.io/ghcr.io/evil/app:latest`],
+    ['docker.io/localhost/app:1', `${MIRROR}/docker.io/localhost/app:1`],
+    ['index.docker.io/evil.example/app@sha256:' + D64, `${MIRROR}/docker.io/evil.example/app@sha256:${D64}`],
+    ['registry-1.docker.io/docker.io/app', `${MIRROR}/docker.io/docker.io/app:latest`],
+    ['docker.io/localhostx/app', `${MIRROR}/localhostx/app:latest`],
+    ['docker.io/library/nginx', `${MIRROR}/library/nginx:latest`],
+  ])('writes the Docker Hub repository %s as %s', (input, expected) => {
+    expect(out(input)).toEqual({ input, output: expected, changed: true, reason: 'rewritten' });
+  });
+
+  it('leaves alone a listed registry host the mirror would read as a Docker Hub namespace', () => {
+    const r = rulesFromConfig(configSchema.parse({ webhook: { registries: ['myreg'] } }));
+    expect(out('MyReg/team/app:1', r)).toMatchObject({ changed: false, reason: 'unroutable-host', output: 'MyReg/team/app:1' });
+  });
+});
+
+/** The webhook's rules and the mirror's router built from one configuration, as a deployment has them. */
+function deployment(raw: Record<string, unknown>): { rules: ReturnType<typeof rulesFromConfig>; router: Upstreams; config: Config } {
+  const config = configSchema.parse(raw);
+  return { rules: rulesFromConfig(config), router: new Upstreams(config, { logger: silentLogger(), clock: new ManualClock() }), config };
+}
+
 describe('properties over generated references', () => {
   const mirrors = [rules, rulesFromConfig(configSchema.parse({ webhook: { mirrorHost: 'localhost:5000', registries: ['docker.io', 'ghcr.io', 'example.com'] } }))];
 
@@ -131,5 +158,53 @@ describe('properties over generated references', () => {
       }
     }
     expect(changed).toBeGreaterThan(1000);
+  });
+
+  it('routes every rewritten reference, through the mirror, to the registry and repository it named', async () => {
+    const upstream = (url: string) => ({ url });
+    const deployments = [
+      deployment({}),
+      deployment({
+        webhook: { mirrorHost: 'localhost:5000' },
+        upstreams: {
+          'docker.io': upstream('https://registry-1.docker.io'), 'ghcr.io': upstream('https://ghcr.io'), 'example.com': upstream('https://example.com'),
+          localhost: upstream('http://localhost'), myreg: upstream('https://myreg'), 'evil.example': upstream('https://evil.example'),
+        },
+      }),
+    ];
+    const g = new Gen(20260113);
+    let routed = 0;
+    let explicitHub = 0;
+    try {
+      for (let i = 0; i < 5000; i++) {
+        const input = i % 2 === 0 ? g.hostileReference() : g.validReference();
+        const before = parseReference(input);
+        for (const { rules: r, router } of deployments) {
+          const once = rewriteImage(input, r);
+          if (!once.changed || !before.ok) continue;
+          const after = parseReference(once.output);
+          expect(after.ok, `${input} -> ${once.output}`).toBe(true);
+          if (!after.ok) continue;
+          let target: unknown;
+          try {
+            target = router.resolve(after.ref.path);
+          } catch (err) {
+            target = (err as { code?: string }).code;
+          }
+          const named = canonicalHost(before.ref.domain);
+          // On Docker Hub a single name is a `library/` name (`registry-1.docker.io/x` is not normalised by the parser).
+          const path = named === 'docker.io' && !before.ref.path.includes('/') ? `library/${before.ref.path}` : before.ref.path;
+          expect(target, `${input} -> ${once.output}`).toEqual({ upstream: named, path });
+          // The name the mirror lists the repository under (its catalog) routes back to it too.
+          expect(router.resolve(router.publicName({ upstream: named, path })), `${input}: catalog name`).toEqual({ upstream: named, path });
+          routed++;
+          if (after.ref.path.startsWith('docker.io/')) explicitHub++;
+        }
+      }
+    } finally {
+      await Promise.all(deployments.map((d) => d.router.close()));
+    }
+    expect(routed).toBeGreaterThan(3000);
+    expect(explicitHub).toBeGreaterThan(200);
   });
 });
