@@ -40,12 +40,12 @@ describe('unknown endpoints under /v2', () => {
   });
 
   it.each([
-    ['PUT', '/v2/library/t/manifests/1'],
-    ['DELETE', `/v2/library/t/manifests/${D}`],
-    ['POST', '/v2/library/t/blobs/uploads/'],
-    ['PATCH', '/v2/library/t/blobs/uploads/abc'],
-    ['DELETE', `/v2/library/t/blobs/${D}`],
-  ])('still refuses the write %s %s with 405 (the mirror is read-only)', async (method, path) => {
-    expect(await answer(method, path)).toEqual({ status: 405, code: 'UNSUPPORTED', api: 'registry/2.0' });
+    ['PUT', '/v2/library/t/manifests/1', 403, 'DENIED'],
+    ['DELETE', `/v2/library/t/manifests/${D}`, 405, 'UNSUPPORTED'],
+    ['POST', '/v2/library/t/blobs/uploads/', 403, 'DENIED'],
+    ['PATCH', '/v2/library/t/blobs/uploads/abc', 403, 'DENIED'],
+    ['DELETE', `/v2/library/t/blobs/${D}`, 405, 'UNSUPPORTED'],
+  ])('a write %s %s on a proxied repository: %i %s, never 404', async (method, path, status, code) => {
+    expect(await answer(method, path)).toEqual({ status, code, api: 'registry/2.0' });
   });
 });
