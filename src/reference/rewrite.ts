@@ -18,6 +18,11 @@ export interface RewriteRules {
   dockerHubAliases: readonly string[];
   /** Images matching these are left alone. */
   exclude: ImageMatcher;
+  /**
+   * Names the mirror hosts itself (`mirror.hosted.repositories`): a Docker Hub path they match is written with
+   * the explicit `docker.io/` prefix, so the pod gets Docker Hub's image, never the hosted one of that name.
+   */
+  hostedPaths: ImageMatcher;
 }
 
 /** Bounded set: these values label metrics. */
@@ -55,11 +60,12 @@ function routedAsHost(component: string): boolean {
 }
 
 /** The mirror-side repository path for a parsed reference, or a reason the mirror could not route it back. */
-export function mirrorPath(ref: ImageReference, hub: boolean): { path: string } | { unroutable: string } {
+export function mirrorPath(ref: ImageReference, hub: boolean, hostedPaths: ImageMatcher): { path: string } | { unroutable: string } {
   if (hub) {
     // A single name is never read as a host (it is a `library/` name on Docker Hub).
     const slash = ref.path.indexOf('/');
-    return { path: slash > 0 && routedAsHost(ref.path.slice(0, slash)) ? `${DOCKER_HUB_DOMAIN}/${ref.path}` : ref.path };
+    const explicit = (slash > 0 && routedAsHost(ref.path.slice(0, slash))) || hostedPaths([ref.path]);
+    return { path: explicit ? `${DOCKER_HUB_DOMAIN}/${ref.path}` : ref.path };
   }
   const host = ref.domain.toLowerCase();
   // The host becomes the first path component on the mirror, so it must obey the path grammar (no port, no IPv6)...
@@ -87,7 +93,7 @@ export function rewriteImage(input: string, rules: RewriteRules): RewriteResult 
   if (ref.digest !== undefined && !parseDigest(ref.digest)) {
     return unchanged(input, 'unsupported-digest', 'the mirror cannot verify this digest algorithm');
   }
-  const routed = mirrorPath(ref, hub);
+  const routed = mirrorPath(ref, hub, rules.hostedPaths);
   if ('unroutable' in routed) return unchanged(input, 'unroutable-host', routed.unroutable);
   const path = routed.path;
 

@@ -12,7 +12,7 @@ export function defaultRegistries(config: Pick<Config, 'upstreams'>): string[] {
 }
 
 /** Builds the pure rewrite rules from a validated configuration. */
-export function rulesFromConfig(config: Pick<Config, 'upstreams' | 'webhook'>): RewriteRules {
+export function rulesFromConfig(config: Pick<Config, 'upstreams' | 'webhook'> & { mirror: Pick<Config['mirror'], 'hosted'> }): RewriteRules {
   const aliases = DOCKER_HUB_ALIASES.map((h) => h.toLowerCase());
   const registries = new Set(
     (config.webhook.registries ?? defaultRegistries(config))
@@ -24,5 +24,6 @@ export function rulesFromConfig(config: Pick<Config, 'upstreams' | 'webhook'>): 
     registries,
     dockerHubAliases: aliases,
     exclude: compileMatcher(config.webhook.exclude),
+    hostedPaths: compileMatcher(config.mirror.hosted.repositories),
   };
 }

@@ -1,6 +1,6 @@
 import { MirrorgateError } from '../../common/errors.js';
 import type { AccessAction, AccessConfig } from '../../config/schema.js';
-import { globToRegExp } from '../cache/retention.js';
+import { globToRegExp } from '../../reference/match.js';
 import type { Principal } from './authenticator.js';
 
 /** A repository as access rules see it: hosted or proxied, and the name clients use. */

@@ -1,4 +1,5 @@
 import type { RetentionPolicyConfig } from '../../config/schema.js';
+import { globToRegExp } from '../../reference/match.js';
 import type { RepositoryRef } from '../store/types.js';
 
 /** A compiled retention policy. */
@@ -11,26 +12,6 @@ export interface RetentionPolicy {
   expireTags?: RegExp;
   semverOnly?: boolean;
   matches(repo: RepositoryRef): boolean;
-}
-
-/** `*` matches within one path component, `**` across components; everything else literally. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      // `**/` also matches nothing, so `library/**/x` matches `library/x`.
-      if (glob[i + 2] === '/') {
-        re += '(?:.*/)?';
-        i += 2;
-      } else {
-        re += '.*';
-        i += 1;
-      }
-    } else if (c === '*') re += '[^/]*';
-    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
 }
 
 export function compileRetention(policies: RetentionPolicyConfig[]): RetentionPolicy[] {

@@ -1,5 +1,5 @@
 import { isValidRepositoryPath } from '../../reference/grammar.js';
-import { globToRegExp } from '../cache/retention.js';
+import { globToRegExp } from '../../reference/match.js';
 import type { RepositoryRef } from '../store/types.js';
 
 /** The storage key of hosted repositories (no upstream may be configured under it). */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/common/clock.js';
 import { silentLogger } from '../../../src/common/logger.js';
 import { configSchema, type Config } from '../../../src/config/schema.js';
+import { HostedNames } from '../../../src/mirror/hosted/hosted-names.js';
 import { canonicalHost, Upstreams } from '../../../src/mirror/upstream/upstreams.js';
 import { parseReference } from '../../../src/reference/parse.js';
 import { rewriteImage } from '../../../src/reference/rewrite.js';
@@ -206,5 +207,35 @@ describe('properties over generated references', () => {
     }
     expect(routed).toBeGreaterThan(3000);
     expect(explicitHub).toBeGreaterThan(200);
+  });
+});
+
+describe('hosted repositories and the rewrite', () => {
+  const hosted = configSchema.parse({ mirror: { hosted: { repositories: ['team/**', 'library/internal'] } } });
+  const r = rulesFromConfig(hosted);
+
+  it.each([
+    ['team/app:1', `${MIRROR}/docker.io/team/app:1`],
+    ['docker.io/team/sub/app', `${MIRROR}/docker.io/team/sub/app:latest`],
+    ['internal', `${MIRROR}/docker.io/library/internal:latest`],
+    ['nginx', `${MIRROR}/library/nginx:latest`],
+    ['teams/app', `${MIRROR}/teams/app:latest`],
+  ])('%s -> %s: a Docker Hub path a hosted pattern matches is written with docker.io/', (image, expected) => {
+    expect(out(image, r).output).toBe(expected);
+  });
+
+  it('what it writes routes, on the mirror, to Docker Hub and never to the hosted repository', async () => {
+    const names = new HostedNames(hosted.mirror.hosted.repositories);
+    const upstreams = new Upstreams(hosted, { logger: silentLogger(), clock: new ManualClock() });
+    try {
+      for (const image of ['team/app:1', 'docker.io/team/sub/app', 'internal']) {
+        const written = parseReference(out(image, r).output);
+        if (!written.ok) throw new Error(written.error);
+        expect(names.match(written.ref.path), image).toBeUndefined();
+        expect(upstreams.resolve(written.ref.path).upstream).toBe('docker.io');
+      }
+    } finally {
+      await upstreams.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compileRetention, globToRegExp, policyFor } from '../../../../src/mirror/cache/retention.js';
+import { compileRetention, policyFor } from '../../../../src/mirror/cache/retention.js';
+import { globToRegExp } from '../../../../src/reference/match.js';
 
 describe('retention patterns', () => {
   it('* stays within a path component, ** crosses them', () => {
