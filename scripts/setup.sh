@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl)
+# chromium: the status page test drives it headless (through playwright-core, no browser download).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl chromium)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
