@@ -19,11 +19,14 @@ import { MirrorMetrics } from './metrics.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
 import { RepositoryRouter } from './repository/router.js';
+import { CacheContentsReader } from './status/cache-contents.js';
+import { StatusService } from './status/status-report.js';
 import { createStorage } from './store/create-storage.js';
 import type { Storage } from './store/storage.js';
 import { StorageFullState } from './store/storage-full.js';
 import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
+import { WarmKeeper } from './warm/warm-keeper.js';
 
 export interface MirrorServerDeps {
   logger: Logger;
@@ -56,12 +59,16 @@ export class MirrorServer {
   readonly auth: MirrorAuth | undefined;
   /** Cache lifecycle: access tracking, eviction, retention, garbage collection (docs/cache.md). */
   readonly cache: CacheManager;
+  /** Images kept warm (`mirror.warm`). */
+  readonly warm: WarmKeeper;
+  /** What the status page at /ui shows. */
+  readonly status: StatusService;
   private tls: TlsFiles | undefined;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
     const clock = deps.clock ?? systemClock;
     const logger = deps.logger;
-    this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true });
+    this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true, clock });
     this.storage = deps.storage ?? createStorage(config.mirror, clock);
     const limits = config.mirror.limits;
     const fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
@@ -89,18 +96,38 @@ export class MirrorServer {
       inflight: this.blobs,
       onRemoved: (keys) => localManifests.forget(keys),
     });
+    const localBlobs = this.local.blobs;
+    this.warm = new WarmKeeper(config.mirror.warm, {
+      resolve: (repo) => this.router.resolve(repo.path, repo.upstream),
+      isCached: async (repo, digest) => (await localBlobs.holds(repo, digest)) && (await localBlobs.statContent(digest)) !== undefined,
+      clock,
+      logger,
+      metrics: this.metrics,
+    });
+    this.status = new StatusService({
+      contents: new CacheContentsReader({ storage: this.storage, lastAccess: (key) => tracker.lastAccess(key), publicName: (repo) => this.upstreams.publicName(repo), clock }),
+      upstreams: this.upstreams,
+      metrics: this.metrics,
+      cacheSize: () => this.cache.sizeEstimate,
+      maxSize: config.mirror.storage.maxSize,
+      warm: () => this.warm.status(),
+      clock,
+    });
   }
 
   /** Checks storage, sweeps crash leftovers, listens. Resolves with the bound address. */
   async start(): Promise<{ url: string; host: string; port: number }> {
     await this.prepareStorage();
     await this.cache.start();
+    let address;
     try {
-      return await this.listenAndServe();
+      address = await this.listenAndServe();
     } catch (err) {
       await this.cache.stop();
       throw err;
     }
+    this.warm.start();
+    return address;
   }
 
   private async listenAndServe(): Promise<{ url: string; host: string; port: number }> {
@@ -112,6 +139,7 @@ export class MirrorServer {
       isStopping: () => this.stopping,
       guard: requestGuard(this.config.mirror.limits, this.deps.logger),
       auth: this.auth?.middleware,
+      status: this.status,
     });
     const tls = this.config.mirror.tls;
     if (tls) {
@@ -177,7 +205,10 @@ export class MirrorServer {
     }
     this.auth?.close();
     this.tls?.close();
+    // Closing the upstreams cuts a warm fetch in progress short; then its round ends.
+    const warmStopped = this.warm.stop();
     await this.upstreams.close();
+    await warmStopped;
     await this.cache.stop();
   }
 }

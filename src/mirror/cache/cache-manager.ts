@@ -9,6 +9,7 @@ import type { AccessTracker } from './access-tracker.js';
 import { CacheMetrics } from './cache-metrics.js';
 import { Collector, type PassResult } from './collector.js';
 import { compileRetention } from './retention.js';
+import { warmKeep } from '../warm/targets.js';
 
 /** A mirror refreshes its claim on the storage this often (a holder on another host that stops is seen as gone). */
 const CLAIM_HEARTBEAT_MS = 30_000;
@@ -64,6 +65,7 @@ export class CacheManager {
         unreferencedGrace: c.unreferencedGrace,
         staleTempAge: c.staleTempAge,
         policies: compileRetention(config.retention),
+        keep: warmKeep(config.warm.images),
       },
       {
         storage: deps.storage,

@@ -8,6 +8,7 @@ import { AccessTracker } from './access-tracker.js';
 import { Collector, type CollectorOptions } from './collector.js';
 import { formatPass, passToJson } from './report.js';
 import { compileRetention } from './retention.js';
+import { warmKeep } from '../warm/targets.js';
 
 interface GcFlags {
   config?: string;
@@ -53,6 +54,7 @@ export function registerGcCommand(program: Command): void {
         unreferencedGrace: m.cache.unreferencedGrace,
         staleTempAge: m.cache.staleTempAge,
         policies: compileRetention(m.retention),
+        keep: warmKeep(m.warm.images),
       };
       let lock;
       if (!flags.dryRun) {

@@ -22,6 +22,8 @@ export interface Root {
   closure: readonly string[];
   /** Kept by a retention policy's `keepTags`: evicted for size only when nothing else is left. */
   pinned: boolean;
+  /** An image kept warm (`mirror.warm.images`): never removed, by retention, the size cap or the free-space floor. */
+  kept: boolean;
 }
 
 export interface PlanInput {
@@ -37,6 +39,11 @@ export interface PlanInput {
   freeSpace?: { available: number; floor: number } | undefined;
   /** Unreferenced content used more recently than this is left alone. */
   unreferencedGrace: number;
+  /**
+   * Units never removed (images kept warm): `upstream/path:tag` for a tag, `upstream/path@digest` for a
+   * manifest, whether the repository holds it under a tag or not.
+   */
+  keep?: ReadonlySet<string> | undefined;
 }
 
 export interface Plan {
@@ -84,9 +91,12 @@ function closures(inv: Inventory): (digest: string) => readonly string[] {
 }
 
 /** The eviction units of every repository, with their last use. */
-export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): Root[] {
+export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess' | 'keep'>): Root[] {
   const { inventory: inv, lastAccess } = input;
   const closureOf = closures(inv);
+  const keep = input.keep ?? new Set<string>();
+  const kept = (root: Pick<Root, 'repo' | 'tag' | 'digest'>): boolean =>
+    keep.has(rootLabel(root)) || (root.tag !== undefined && keep.has(rootLabel({ repo: root.repo, digest: root.digest })));
   const roots: Root[] = [];
   for (const entry of inv.repositories) {
     const repo = entry.repo;
@@ -95,7 +105,8 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
       const closure = closureOf(t.digest);
       for (const d of closure) reachable.add(d);
       const used = Math.max(lastAccess(accessKey.tag(repo, t.tag)) ?? t.mtime, lastAccess(accessKey.manifest(t.digest)) ?? 0);
-      roots.push({ kind: 'tag', repo, entry, tag: t.tag, digest: t.digest, lastUsed: used, closure, pinned: false });
+      const root = { repo, tag: t.tag, digest: t.digest };
+      roots.push({ kind: 'tag', ...root, entry, lastUsed: used, closure, pinned: false, kept: kept(root) });
     }
     // A linked manifest is a unit of its own unless a tag or another linked manifest (an index) holds it.
     const children = new Set<string>();
@@ -103,7 +114,7 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
     for (const l of entry.links) {
       if (reachable.has(l.digest) || children.has(l.digest)) continue;
       const used = lastAccess(accessKey.manifest(l.digest)) ?? l.mtime;
-      roots.push({ kind: 'manifest', repo, entry, digest: l.digest, lastUsed: used, closure: closureOf(l.digest), pinned: false });
+      roots.push({ kind: 'manifest', repo, entry, digest: l.digest, lastUsed: used, closure: closureOf(l.digest), pinned: false, kept: kept({ repo, digest: l.digest }) });
     }
   }
   return roots;
@@ -112,8 +123,8 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
 /**
  * Decides what one pass removes, without touching the disk: retention first, then least recently used
  * units until the cache is under its low-water mark (or above its free-space floor), then whatever no
- * remaining unit references. A content file goes only when no remaining unit needs it, so an image is
- * either complete or gone.
+ * remaining unit references. Kept units (warm images) stay whatever the cap. A content file goes only
+ * when no remaining unit needs it, so an image is either complete or gone.
  */
 export function planPass(input: PlanInput): Plan {
   const { inventory: inv, now } = input;
@@ -158,12 +169,12 @@ export function planPass(input: PlanInput): Plan {
   for (const [entry, repoRoots] of byRepo) {
     const policy = policyFor(input.policies, entry.repo);
     if (!policy) continue;
-    const { remove, pinned } = applyRetention(policy, repoRoots, now);
+    const { remove, pinned } = applyRetention(policy, repoRoots.filter((r) => !r.kept), now);
     for (const p of pinned) p.pinned = true;
     for (const { item, reason } of remove) drop(item, 'retention', reason);
   }
 
-  // Size cap and free-space floor: least recently used units first, pinned ones last.
+  // Size cap and free-space floor: least recently used units first, pinned ones last, kept ones never.
   let target: number | undefined;
   let reason: EvictionReason = 'size';
   const current = sizeBefore - freed;
@@ -177,7 +188,7 @@ export function planPass(input: PlanInput): Plan {
   }
   if (target !== undefined) {
     const candidates = roots
-      .filter((r) => !evicted.has(r))
+      .filter((r) => !evicted.has(r) && !r.kept)
       .sort((a, b) => Number(a.pinned) - Number(b.pinned) || a.lastUsed - b.lastUsed || rootLabel(a).localeCompare(rootLabel(b)));
     for (const r of candidates) {
       if (sizeBefore - freed <= target) break;
