@@ -99,7 +99,10 @@ export class MirrorServer {
     const localBlobs = this.local.blobs;
     this.warm = new WarmKeeper(config.mirror.warm, {
       resolve: (repo) => this.router.resolve(repo.path, repo.upstream),
-      isCached: async (repo, digest) => (await localBlobs.holds(repo, digest)) && (await localBlobs.statContent(digest)) !== undefined,
+      cache: {
+        isCached: async (repo, digest) => (await localBlobs.holds(repo, digest)) && (await localBlobs.statContent(digest)) !== undefined,
+        settled: (digest) => this.blobs.settled(digest),
+      },
       clock,
       logger,
       metrics: this.metrics,

@@ -67,6 +67,16 @@ export class ProxyBlobStore implements BlobStore {
     return this.fetches.has(digest);
   }
 
+  /** Resolves once the download of this digest running in this process has settled (committed or failed); at once when none runs. */
+  settled(digest: string): Promise<void> {
+    const running = this.fetches.get(digest);
+    if (!running) return Promise.resolve();
+    return running.fetch.then((f) => f?.done).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
   /** Whether a running download is writing this content write. */
   isWriting(writeId: string): boolean {
     return this.writes.has(writeId);

@@ -5,8 +5,13 @@ import { ALL_MANIFEST_TYPES } from '../store/manifest-media.js';
 import type { RepositoryRef } from '../store/types.js';
 import type { FetchedManifest, ImageSource } from './fetch-image.js';
 
-/** Whether the repository holds a blob that is stored: nothing to fetch. */
-export type IsCached = (repo: RepositoryRef, digest: string) => Promise<boolean>;
+/** What the warm fetch asks the cache beyond the repository's stores. */
+export interface CacheProbe {
+  /** Whether the repository holds the blob and it is stored: nothing to fetch. */
+  isCached(repo: RepositoryRef, digest: string): Promise<boolean>;
+  /** Resolves once a download of the blob running here has settled. */
+  settled(digest: string): Promise<void>;
+}
 
 /**
  * An image fetched inside the mirror, through the repository's caching stores: the same code path as a
@@ -15,7 +20,7 @@ export type IsCached = (repo: RepositoryRef, digest: string) => Promise<boolean>
 export class RepositorySource implements ImageSource {
   constructor(
     private readonly repo: Repository,
-    private readonly isCached: IsCached,
+    private readonly cache: CacheProbe,
   ) {}
 
   async manifest(reference: string): Promise<FetchedManifest> {
@@ -26,11 +31,14 @@ export class RepositorySource implements ImageSource {
 
   async blob(digest: string): Promise<void> {
     // A cached blob is not read: a refresh of a warm image costs no I/O beyond its manifests.
-    if (await this.isCached(this.repo.ref, digest)) return;
+    if (await this.cache.isCached(this.repo.ref, digest)) return;
     const content = await this.repo.blobs.open(this.repo.ref, digest);
     if (!content) throw fail('BLOB_UNKNOWN', `blob ${digest} unknown`);
-    // Read to the end: the last byte comes only once the download is verified and committed.
+    // Read to the end (the last byte comes once the download is verified), then wait for its commit.
     content.body.resume();
     await finished(content.body);
+    await this.cache.settled(digest);
+    // Served without being stored (the storage is full): the image is not warm.
+    if (!(await this.cache.isCached(this.repo.ref, digest))) throw fail('STORAGE_FULL', `blob ${digest} was fetched but could not be stored`);
   }
 }

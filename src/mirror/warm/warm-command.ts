@@ -79,7 +79,7 @@ export async function runWarm(images: string[], flags: WarmFlags, io: WarmIo, en
         const image = await fetchImage(source, target.reference, platforms);
         const what = image.platforms.length > 0 ? ` (${image.platforms.join(', ')})` : '';
         const name = `${target.repo.upstream}/${target.repo.path}${target.digest === undefined ? `:${target.reference}` : ''}`;
-        io.stdout(`warmed ${name} ${image.digest}${what}: ${image.manifests} manifests, ${image.blobs} blobs, ${formatBytes(image.size)}\n`);
+        io.stdout(`warmed ${name} ${image.digest}${what}: ${plural(image.manifests, 'manifest')}, ${plural(image.blobs, 'blob')}, ${formatBytes(image.size)}\n`);
       } catch (err) {
         failed++;
         io.stderr(`mirrorgate warm: ${target.image}: ${(err as Error).message}\n`);
@@ -89,6 +89,10 @@ export async function runWarm(images: string[], flags: WarmFlags, io: WarmIo, en
     await dispatcher.close();
   }
   return failed > 0 ? 1 : 0;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 export function registerWarmCommand(program: Command): void {

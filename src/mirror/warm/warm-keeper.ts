@@ -5,7 +5,7 @@ import type { MirrorMetrics } from '../metrics.js';
 import type { Repository } from '../repository/repository.js';
 import type { RepositoryRef } from '../store/types.js';
 import { fetchImage } from './fetch-image.js';
-import { RepositorySource, type IsCached } from './repository-source.js';
+import { RepositorySource, type CacheProbe } from './repository-source.js';
 import { warmTargets, type WarmTarget } from './targets.js';
 
 export const WARM_STATES = ['pending', 'warming', 'warm', 'failed'] as const;
@@ -37,7 +37,7 @@ export interface WarmStatus {
 export interface WarmKeeperDeps {
   /** The repository a request for the image's repository goes to (the router). */
   resolve(repo: RepositoryRef): Repository;
-  isCached: IsCached;
+  cache: CacheProbe;
   clock: Clock;
   logger: Logger;
   metrics: MirrorMetrics;
@@ -105,7 +105,7 @@ export class WarmKeeper {
     status.state = 'warming';
     this.report();
     try {
-      const source = new RepositorySource(this.deps.resolve(target.repo), this.deps.isCached);
+      const source = new RepositorySource(this.deps.resolve(target.repo), this.deps.cache);
       const image = await fetchImage(source, target.reference, this.config.platforms);
       Object.assign(status, { state: 'warm', digest: image.digest, platforms: image.platforms, size: image.size, warmedAt: this.deps.clock.now() });
       delete status.error;

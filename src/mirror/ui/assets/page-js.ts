@@ -39,6 +39,8 @@ export const PAGE_JS = String.raw`(function () {
 
   function count(n) { return Number(n).toLocaleString('en'); }
 
+  function plural(n, word) { return count(n) + ' ' + word + (n === 1 ? '' : 's'); }
+
   function duration(ms) {
     if (ms % 3600000 === 0) return (ms / 3600000) + ' h';
     if (ms % 60000 === 0) return (ms / 60000) + ' min';
@@ -99,7 +101,7 @@ export const PAGE_JS = String.raw`(function () {
     cards.appendChild(card('Cache', bytes(size), cap !== undefined ? 'of a ' + bytes(cap) + ' cap' : 'no size cap', cap !== undefined && size !== undefined ? size / cap : undefined));
     var contents = r.cache.contents;
     var tags = sum(contents.repositories.map(function (x) { return x.tagCount; }));
-    cards.appendChild(card('Repositories', count(contents.total), count(tags) + ' tags cached'));
+    cards.appendChild(card('Repositories', count(contents.total), plural(tags, 'tag') + ' cached'));
     var fromCache = sum(r.traffic.cache);
     var upstream = sum(r.traffic.upstream);
     var total = fromCache + upstream;
@@ -189,14 +191,14 @@ export const PAGE_JS = String.raw`(function () {
       (c.total > c.repositories.length ? '; the first ' + count(c.repositories.length) + ' by name are listed' : '');
     fill('repos', c.repositories.map(function (repo) {
       var tags = el('div', {}, repo.tags.map(function (t) {
-        return el('span', { 'class': 'tag', title: t.digest }, [t.tag, el('span', { 'class': 'muted', text: bytes(t.size) + ' · ' + ago(t.lastUsed, now) })]);
+        return el('span', { 'class': 'tag', title: t.digest }, [t.tag, ' ', el('span', { 'class': 'muted', text: bytes(t.size) + ' · ' + ago(t.lastUsed, now) })]);
       }));
       if (repo.tagCount > repo.tags.length) tags.appendChild(el('span', { 'class': 'muted', text: '+' + count(repo.tagCount - repo.tags.length) + ' more' }));
       if (repo.tagCount === 0) tags.appendChild(el('span', { 'class': 'muted', text: 'pulled by digest only' }));
       return [
         el('code', { text: repo.name }),
         tags,
-        el('div', {}, [bytes(repo.size), el('div', { 'class': 'muted', text: count(repo.manifests) + ' manifests, ' + count(repo.blobs) + ' blobs' })]),
+        el('div', {}, [bytes(repo.size), el('div', { 'class': 'muted', text: plural(repo.manifests, 'manifest') + ', ' + plural(repo.blobs, 'blob') })]),
         when(repo.lastUsed, now),
       ];
     }), 4, 'nothing cached yet');
