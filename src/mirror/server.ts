@@ -118,7 +118,7 @@ export class MirrorServer {
     });
   }
 
-  /** Checks storage, sweeps crash leftovers, listens. Resolves with the bound address. */
+  /** Checks storage, sweeps crash leftovers, listens, starts keeping images warm. Resolves with the bound address. */
   async start(): Promise<{ url: string; host: string; port: number }> {
     await this.prepareStorage();
     await this.cache.start();
@@ -208,7 +208,7 @@ export class MirrorServer {
     }
     this.auth?.close();
     this.tls?.close();
-    // Closing the upstreams cuts a warm fetch in progress short; then its round ends.
+    // A warm fetch asks for nothing more; the requests it has in progress finish as the upstreams close.
     const warmStopped = this.warm.stop();
     await this.upstreams.close();
     await warmStopped;

@@ -5,11 +5,11 @@ import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorConfig } from '../../config/schema.js';
 import type { Storage, StorageClaim } from '../store/storage.js';
+import { warmKeep } from '../warm/targets.js';
 import type { AccessTracker } from './access-tracker.js';
 import { CacheMetrics } from './cache-metrics.js';
 import { Collector, type PassResult } from './collector.js';
 import { compileRetention } from './retention.js';
-import { warmKeep } from '../warm/targets.js';
 
 /** A mirror refreshes its claim on the storage this often (a holder on another host that stops is seen as gone). */
 const CLAIM_HEARTBEAT_MS = 30_000;

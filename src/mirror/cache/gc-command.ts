@@ -4,11 +4,11 @@ import { MirrorgateError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { loadConfig, type RawConfig } from '../../config/load.js';
 import { createStorage } from '../store/create-storage.js';
+import { warmKeep } from '../warm/targets.js';
 import { AccessTracker } from './access-tracker.js';
 import { Collector, type CollectorOptions } from './collector.js';
 import { formatPass, passToJson } from './report.js';
 import { compileRetention } from './retention.js';
-import { warmKeep } from '../warm/targets.js';
 
 interface GcFlags {
   config?: string;

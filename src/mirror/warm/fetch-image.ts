@@ -34,8 +34,9 @@ const BLOB_CONCURRENCY = 4;
 /**
  * Fetches an image the way a pull does: its manifest; for an index, the manifests of the wanted platforms;
  * then every config and layer blob they name. MANIFEST_UNKNOWN when an index has none of the platforms.
+ * Once `signal` is aborted no further manifest or blob is asked for (the ones in progress finish).
  */
-export async function fetchImage(source: ImageSource, reference: string, platforms: readonly string[]): Promise<FetchedImage> {
+export async function fetchImage(source: ImageSource, reference: string, platforms: readonly string[], signal?: AbortSignal): Promise<FetchedImage> {
   const top = await source.manifest(reference);
   const images: FetchedManifest[] = [];
   const fetchedPlatforms: string[] = [];
@@ -45,6 +46,7 @@ export async function fetchImage(source: ImageSource, reference: string, platfor
     const chosen = selectPlatforms(entries, platforms);
     if (chosen.length === 0) throw fail('MANIFEST_UNKNOWN', `${reference}: the index has no manifest for ${platforms.join(', ')}`);
     for (const entry of chosen) {
+      signal?.throwIfAborted();
       const child = await source.manifest(entry.digest);
       if (INDEX_TYPES.has(child.mediaType)) throw fail('MANIFEST_UNKNOWN', `${reference}: an index inside the index (${entry.digest}) is not fetched`);
       images.push(child);
@@ -63,7 +65,10 @@ export async function fetchImage(source: ImageSource, reference: string, platfor
   const queue = [...blobs.keys()];
   const worker = async (): Promise<void> => {
     try {
-      for (let digest = queue.shift(); digest !== undefined; digest = queue.shift()) await source.blob(digest);
+      for (let digest = queue.shift(); digest !== undefined; digest = queue.shift()) {
+        signal?.throwIfAborted();
+        await source.blob(digest);
+      }
     } catch (err) {
       queue.length = 0; // the image failed: the other workers stop after their current blob
       throw err;

@@ -54,7 +54,7 @@ export class WarmKeeper {
   private readonly images: WarmImageStatus[];
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
-  private stopped = false;
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly config: MirrorWarmConfig,
@@ -85,9 +85,9 @@ export class WarmKeeper {
     return { refreshInterval: this.config.refreshInterval, platforms: [...this.config.platforms], images: this.images.map((i) => ({ ...i })) };
   }
 
-  /** No more rounds; resolves when the running one has ended (stop the upstreams first to cut it short). */
+  /** No more rounds, and no new request in the running one; resolves when the requests in progress are done. */
   stop(): Promise<void> {
-    this.stopped = true;
+    this.stopping.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     return this.round ?? Promise.resolve();
@@ -95,7 +95,7 @@ export class WarmKeeper {
 
   private async runRound(): Promise<void> {
     for (const [i, target] of this.targets.entries()) {
-      if (this.stopped) return;
+      if (this.stopping.signal.aborted) return;
       await this.warm(target, this.images[i]!);
     }
   }
@@ -106,7 +106,7 @@ export class WarmKeeper {
     this.report();
     try {
       const source = new RepositorySource(this.deps.resolve(target.repo), this.deps.cache);
-      const image = await fetchImage(source, target.reference, this.config.platforms);
+      const image = await fetchImage(source, target.reference, this.config.platforms, this.stopping.signal);
       Object.assign(status, { state: 'warm', digest: image.digest, platforms: image.platforms, size: image.size, warmedAt: this.deps.clock.now() });
       delete status.error;
       this.deps.logger[previous === image.digest ? 'debug' : 'info'](
@@ -114,6 +114,7 @@ export class WarmKeeper {
         previous === undefined ? 'warm image fetched' : previous === image.digest ? 'warm image unchanged' : 'warm image moved upstream; fetched again',
       );
     } catch (err) {
+      if (this.stopping.signal.aborted) return; // stopped midway: not a failure of the image
       status.state = 'failed';
       status.error = { at: this.deps.clock.now(), message: (err as Error).message };
       this.deps.logger.warn({ image: target.image, err: (err as Error).message }, 'could not fetch a warm image');

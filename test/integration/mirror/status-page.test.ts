@@ -132,7 +132,12 @@ describe('the status page at /ui', () => {
     for (const u of urls) expect(new URL(u).origin).toBe(new URL(mirror.url).origin);
   }, 60_000);
 
-  it('answers its JSON with the same counts the metrics give', async () => {
+  it('answers its JSON with the same counts the metrics give, under a strict content security policy', async () => {
+    const page = await request(`${mirror.url}/ui/`, { headers: { authorization: basic } });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toMatch(/default-src 'none'; script-src 'self'; style-src 'self'/);
+    expect(await page.body.text()).toContain('<script src="/ui/status.js" defer></script>');
     const res = await request(`${mirror.url}/ui/api/status`, { headers: { authorization: basic } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
@@ -142,6 +147,7 @@ describe('the status page at /ui', () => {
       ['proxied', 'library/redis'],
       ['proxied', 'ghcr.io/org/tool'],
     ]);
+    expect(report.warm.images).toMatchObject([{ image: 'redis:7.4', state: 'warm', repository: 'docker.io/library/redis' }]);
     const metrics = await (await request(`${mirror.url}/metrics`)).body.text();
     const lookups = [...metrics.matchAll(/^mirrorgate_cache_lookups_total\{kind="\w+",result="(\w+)"\} (\d+)$/gm)];
     const total = lookups.reduce((n, m) => n + Number(m[2]), 0);
