@@ -1,3 +1,6 @@
+import bcrypt from 'bcryptjs';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,4 +133,17 @@ describe('images kept warm', () => {
     expect(missing.stdout).toMatch(/^warmed docker\.io\/library\/cli-app:1 /);
     expect(missing.stderr).toMatch(/nosuch\/image:1: the mirror answered 404 for docker\.io\/nosuch\/image manifests\/1: MANIFEST_UNKNOWN/);
   }, 120_000);
+
+  it('mirrorgate warm authenticates to a mirror that asks, with the password on stdin', async () => {
+    const dir = cleanup.add(await makeTempDir('mirrorgate-warm-auth-'));
+    const htpasswd = join(dir.path, 'htpasswd');
+    writeFileSync(htpasswd, `ops:${bcrypt.hashSync('warm-Pa55', 4)}\n`);
+    const mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url }, config: { mirror: { auth: { htpasswd } } } }));
+    const refused = await runCliToEnd(['warm', '--mirror', mirror.url, 'cli-app:1']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the mirror answered 401 .*UNAUTHORIZED/);
+    const run = await runCliToEnd(['warm', '--mirror', mirror.url, '--user', 'ops', '--password-stdin', 'cli-app:1'], 'warm-Pa55\n');
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^warmed docker\.io\/library\/cli-app:1 /);
+  }, 60_000);
 });
