@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files. prometheus: only its
 # promtool, which tests the alerting rules (the server is not run). redis-server: the Redis metadata tests start their own.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server)
+# chromium: the status page test drives it headless (through playwright-core, no browser download).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server chromium)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

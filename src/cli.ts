@@ -4,6 +4,7 @@ import { registerHtpasswdCommand } from './deploy/htpasswd-command.js';
 import { registerPullSecretCommand } from './deploy/pull-secret-command.js';
 import { registerGcCommand } from './mirror/cache/gc-command.js';
 import { registerMirrorCommand } from './mirror/command.js';
+import { registerWarmCommand } from './mirror/warm/warm-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerWebhookCommands } from './webhook/command.js';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerMirrorCommand(program);
   registerGcCommand(program);
+  registerWarmCommand(program);
   registerWebhookCommands(program);
   registerHtpasswdCommand(program);
   registerPullSecretCommand(program);

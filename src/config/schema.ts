@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 import { parseListen } from './listen.js';
+import { parseReference } from '../reference/parse.js';
 
 /**
  * The configuration file's schema. Every field is documented in docs/configuration.md; keep the two in step
@@ -283,6 +284,27 @@ export const mirrorRedisSchema = z
   })
   .strict();
 
+/** A platform as `os/architecture[/variant]`, e.g. `linux/amd64`, `linux/arm/v7`. */
+export const PLATFORM_RE = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
+
+/** Images kept warm: fetched ahead of any pull, refreshed on a schedule, never evicted (docs/operations.md). */
+export const mirrorWarmSchema = z
+  .object({
+    /** Image references as written in a Pod spec (`nginx:1.27`, `ghcr.io/org/app@sha256:...`); their registries must be upstreams. */
+    images: z
+      .array(z.string().superRefine((v, ctx) => {
+        const parsed = parseReference(v);
+        if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `not an image reference: ${parsed.error}` });
+      }))
+      .max(1000)
+      .default([]),
+    /** How often every warm image is fetched again (a tag moved upstream is picked up; cached content costs nothing). */
+    refreshInterval: duration.refine((ms) => ms >= 1000, 'at least 1s').default(3_600_000),
+    /** Which platforms of a multi-platform image (an index) are fetched. */
+    platforms: z.array(z.string().regex(PLATFORM_RE, 'not a platform (use e.g. "linux/amd64", "linux/arm/v7")')).min(1).default(['linux/amd64', 'linux/arm64']),
+  })
+  .strict();
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -299,6 +321,7 @@ export const mirrorSchema = z
     redis: mirrorRedisSchema.optional(),
     /** Tag retention policies; the first whose upstream and repository match applies. */
     retention: z.array(retentionPolicySchema).default([]),
+    warm: mirrorWarmSchema.prefault({}),
     tls: tlsSchema.optional(),
     /** How long a client may take to send its request headers. */
     headersTimeout: duration.default(30_000),
@@ -405,7 +428,22 @@ export const configSchema = z
       .strict()
       .default({ level: 'info' }),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // A warm image must come from a configured upstream: the mirror never sends a request anywhere else.
+    const hosts = new Set(Object.keys(c.upstreams).map(hubCanonical));
+    c.mirror.warm.images.forEach((image, i) => {
+      const parsed = parseReference(image);
+      if (parsed.ok && !hosts.has(hubCanonical(parsed.ref.domain))) {
+        ctx.addIssue({ code: 'custom', path: ['mirror', 'warm', 'images', i], message: `${parsed.ref.domain} is not a configured upstream` });
+      }
+    });
+  });
+
+function hubCanonical(host: string): string {
+  const h = host.toLowerCase();
+  return DOCKER_HUB_ALIASES.includes(h) ? 'docker.io' : h;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
@@ -416,6 +454,7 @@ export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
 export type MirrorRedisConfig = z.output<typeof mirrorRedisSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
+export type MirrorWarmConfig = z.output<typeof mirrorWarmSchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
 export type AccessConfig = z.output<typeof accessSchema>;
 export type AccessAction = (typeof ACCESS_ACTIONS)[number];

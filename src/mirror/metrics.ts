@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { systemClock, type Clock } from '../common/clock.js';
+import { TrafficHistory } from './status/traffic.js';
 
 /**
  * The mirror's Prometheus metrics, on a registry of its own so several mirrors can run in one process
@@ -18,8 +20,12 @@ export class MirrorMetrics {
   readonly rateLimitRemaining: Gauge<'upstream'>;
   readonly rateLimitLimit: Gauge<'upstream'>;
   readonly staleServed: Counter<'upstream'>;
+  readonly warmImages: Gauge<'state'>;
+  /** The cache lookups of the last hours, per minute, for the status page's chart. */
+  readonly traffic: TrafficHistory;
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  constructor(options: { defaultMetrics?: boolean; clock?: Clock } = {}) {
+    this.traffic = new TrafficHistory(options.clock ?? systemClock);
     const registers = [this.registry];
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mirrorgate_' });
     this.requests = new Counter({
@@ -87,5 +93,17 @@ export class MirrorMetrics {
       labelNames: ['upstream'],
       registers,
     });
+    this.warmImages = new Gauge({
+      name: 'mirrorgate_warm_images',
+      help: 'Images kept warm (mirror.warm.images), by state (pending, warming, warm, failed)',
+      labelNames: ['state'],
+      registers,
+    });
+  }
+
+  /** One cache lookup: the counter and the status page's per-minute history. */
+  cacheLookup(kind: 'blob' | 'manifest' | 'tag', result: string): void {
+    this.cache.inc({ kind, result });
+    this.traffic.record(result);
   }
 }

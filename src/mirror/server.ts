@@ -23,11 +23,14 @@ import { HostedManifests } from './hosted/hosted-manifests.js';
 import { HostedNames } from './hosted/hosted-names.js';
 import { Uploads } from './hosted/uploads.js';
 import { RepositoryRouter } from './repository/router.js';
+import { CacheContentsReader } from './status/cache-contents.js';
+import { StatusService } from './status/status-report.js';
 import { createStorage } from './store/create-storage.js';
 import type { Storage } from './store/storage.js';
 import { StorageFullState } from './store/storage-full.js';
 import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
+import { WarmKeeper } from './warm/warm-keeper.js';
 
 export interface MirrorServerDeps {
   logger: Logger;
@@ -65,12 +68,16 @@ export class MirrorServer {
   readonly auth: MirrorAuth | undefined;
   /** Cache lifecycle: access tracking, eviction, retention, garbage collection (docs/cache.md). */
   readonly cache: CacheManager;
+  /** Images kept warm (`mirror.warm`). */
+  readonly warm: WarmKeeper;
+  /** What the status page at /ui shows. */
+  readonly status: StatusService;
   private tls: TlsFiles | undefined;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
     const clock = deps.clock ?? systemClock;
     const logger = deps.logger;
-    this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true });
+    this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true, clock });
     this.ownsStorage = !deps.storage;
     this.storage = deps.storage ?? createStorage(config.mirror, { clock, logger, registry: this.metrics.registry, env: deps.env ?? process.env });
     const limits = config.mirror.limits;
@@ -111,9 +118,29 @@ export class MirrorServer {
       inflight: { isFetching: (d) => blobs.isFetching(d), isWriting: (id) => blobs.isWriting(id) || uploads.isWriting(id) },
       onRemoved: (keys) => localManifests.forget(keys),
     });
+    const localBlobs = this.local.blobs;
+    this.warm = new WarmKeeper(config.mirror.warm, {
+      resolve: (repo) => this.router.resolve(repo.path, repo.upstream),
+      cache: {
+        isCached: async (repo, digest) => (await localBlobs.holds(repo, digest)) && (await localBlobs.statContent(digest)) !== undefined,
+        settled: (digest) => this.blobs.settled(digest),
+      },
+      clock,
+      logger,
+      metrics: this.metrics,
+    });
+    this.status = new StatusService({
+      contents: new CacheContentsReader({ storage: this.storage, lastAccess: (key) => tracker.lastAccess(key), publicName: (repo) => this.upstreams.publicName(repo), clock }),
+      upstreams: this.upstreams,
+      metrics: this.metrics,
+      cacheSize: () => this.cache.sizeEstimate,
+      maxSize: config.mirror.storage.maxSize,
+      warm: () => this.warm.status(),
+      clock,
+    });
   }
 
-  /** Checks storage, sweeps crash leftovers, listens. Resolves with the bound address. */
+  /** Checks storage, sweeps crash leftovers, listens, starts keeping images warm. Resolves with the bound address. */
   async start(): Promise<{ url: string; host: string; port: number }> {
     await this.prepareStorage();
     await this.cache.start();
@@ -122,12 +149,15 @@ export class MirrorServer {
       this.uploads.expire().catch((err: unknown) => this.deps.logger.warn({ err: (err as Error).message }, 'could not expire idle uploads'));
     }, Math.max(1000, Math.min(60_000, expiry / 4)));
     this.uploadExpiry.unref();
+    let address;
     try {
-      return await this.listenAndServe();
+      address = await this.listenAndServe();
     } catch (err) {
       await this.cache.stop();
       throw err;
     }
+    this.warm.start();
+    return address;
   }
 
   private async listenAndServe(): Promise<{ url: string; host: string; port: number }> {
@@ -140,6 +170,7 @@ export class MirrorServer {
       isStopping: () => this.stopping,
       guard: requestGuard(this.config.mirror.limits, this.deps.logger),
       auth: this.auth?.middleware,
+      status: this.status,
     });
     const tls = this.config.mirror.tls;
     if (tls) {
@@ -206,7 +237,10 @@ export class MirrorServer {
     await this.auth?.close();
     this.tls?.close();
     clearInterval(this.uploadExpiry);
+    // A warm fetch asks for nothing more; the requests it has in progress finish as the upstreams close.
+    const warmStopped = this.warm.stop();
     await this.upstreams.close();
+    await warmStopped;
     await this.cache.stop();
     if (this.ownsStorage) await this.storage.close?.();
   }

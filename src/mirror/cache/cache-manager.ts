@@ -5,6 +5,7 @@ import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorConfig } from '../../config/schema.js';
 import type { Storage, StorageClaim } from '../store/storage.js';
+import { warmKeep } from '../warm/targets.js';
 import type { AccessTracker } from './access-tracker.js';
 import { CacheMetrics } from './cache-metrics.js';
 import { Collector, type PassResult } from './collector.js';
@@ -65,6 +66,7 @@ export class CacheManager {
         unreferencedGrace: c.unreferencedGrace,
         staleTempAge: c.staleTempAge,
         policies: compileRetention(config.retention),
+        keep: warmKeep(config.warm.images),
       },
       {
         storage: deps.storage,

@@ -21,6 +21,8 @@ export interface CollectorOptions {
   unreferencedGrace: number;
   staleTempAge: number;
   policies: RetentionPolicy[];
+  /** Units never removed: the images kept warm (see `warmKeep`). */
+  keep?: ReadonlySet<string> | undefined;
 }
 
 export interface CollectorDeps {
@@ -89,6 +91,7 @@ export class Collector {
         lowWater: this.options.lowWater,
         freeSpace,
         unreferencedGrace: this.options.unreferencedGrace,
+        keep: this.options.keep,
       });
       const inflight = this.deps.inflight;
       const temp = await findStaleWrites(storage, { now, maxAgeMs: this.options.staleTempAge, ...(inflight ? { inUse: (id: string) => inflight.isWriting(id) } : {}) });

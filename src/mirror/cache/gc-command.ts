@@ -5,6 +5,7 @@ import { MirrorgateError } from '../../common/errors.js';
 import { createLogger } from '../../common/logger.js';
 import { loadConfig, type RawConfig } from '../../config/load.js';
 import { createStorage } from '../store/create-storage.js';
+import { warmKeep } from '../warm/targets.js';
 import { AccessTracker } from './access-tracker.js';
 import { Collector, type CollectorOptions } from './collector.js';
 import { formatPass, passToJson } from './report.js';
@@ -54,6 +55,7 @@ export function registerGcCommand(program: Command): void {
         unreferencedGrace: m.cache.unreferencedGrace,
         staleTempAge: m.cache.staleTempAge,
         policies: compileRetention(m.retention),
+        keep: warmKeep(m.warm.images),
       };
       let lock;
       if (!flags.dryRun) {

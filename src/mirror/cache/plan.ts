@@ -23,6 +23,8 @@ export interface Root {
   closure: readonly string[];
   /** Kept by a retention policy's `keepTags`: evicted for size only when nothing else is left. */
   pinned: boolean;
+  /** An image kept warm (`mirror.warm.images`): never removed, by retention, the size cap or the free-space floor. */
+  kept: boolean;
 }
 
 export interface PlanInput {
@@ -38,6 +40,11 @@ export interface PlanInput {
   freeSpace?: { available: number; floor: number } | undefined;
   /** Unreferenced content used more recently than this is left alone. */
   unreferencedGrace: number;
+  /**
+   * Units never removed (images kept warm): `upstream/path:tag` for a tag, `upstream/path@digest` for a
+   * manifest, whether the repository holds it under a tag or not.
+   */
+  keep?: ReadonlySet<string> | undefined;
 }
 
 export interface Plan {
@@ -85,9 +92,12 @@ function closures(inv: Inventory): (digest: string) => readonly string[] {
 }
 
 /** The eviction units of every repository, with their last use. */
-export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): Root[] {
+export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess' | 'keep'>): Root[] {
   const { inventory: inv, lastAccess } = input;
   const closureOf = closures(inv);
+  const keep = input.keep ?? new Set<string>();
+  const kept = (root: Pick<Root, 'repo' | 'tag' | 'digest'>): boolean =>
+    keep.has(rootLabel(root)) || (root.tag !== undefined && keep.has(rootLabel({ repo: root.repo, digest: root.digest })));
   const roots: Root[] = [];
   for (const entry of inv.repositories) {
     const repo = entry.repo;
@@ -97,7 +107,8 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
       for (const d of closure) reachable.add(d);
       // A hosted tag's age is when it was pushed (what retention of a registry means); a cached one's, its last pull.
       const used = isHosted(repo) ? t.mtime : Math.max(lastAccess(accessKey.tag(repo, t.tag)) ?? t.mtime, lastAccess(accessKey.manifest(t.digest)) ?? 0);
-      roots.push({ kind: 'tag', repo, entry, tag: t.tag, digest: t.digest, lastUsed: used, closure, pinned: false });
+      const root = { repo, tag: t.tag, digest: t.digest };
+      roots.push({ kind: 'tag', ...root, entry, lastUsed: used, closure, pinned: false, kept: kept(root) });
     }
     // A linked manifest is a unit of its own unless a tag or another linked manifest (an index) holds it.
     const children = new Set<string>();
@@ -105,7 +116,7 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
     for (const l of entry.links) {
       if (reachable.has(l.digest) || children.has(l.digest)) continue;
       const used = isHosted(repo) ? l.mtime : (lastAccess(accessKey.manifest(l.digest)) ?? l.mtime);
-      roots.push({ kind: 'manifest', repo, entry, digest: l.digest, lastUsed: used, closure: closureOf(l.digest), pinned: false });
+      roots.push({ kind: 'manifest', repo, entry, digest: l.digest, lastUsed: used, closure: closureOf(l.digest), pinned: false, kept: kept({ repo, digest: l.digest }) });
     }
   }
   return roots;
@@ -114,8 +125,8 @@ export function findRoots(input: Pick<PlanInput, 'inventory' | 'lastAccess'>): R
 /**
  * Decides what one pass removes, without touching the disk: retention first, then least recently used
  * units until the cache is under its low-water mark (or above its free-space floor), then whatever no
- * remaining unit references. A content file goes only when no remaining unit needs it, so an image is
- * either complete or gone.
+ * remaining unit references. Kept units (warm images) stay whatever the cap. A content file goes only
+ * when no remaining unit needs it, so an image is either complete or gone.
  */
 export function planPass(input: PlanInput): Plan {
   const { inventory: inv, now } = input;
@@ -161,7 +172,7 @@ export function planPass(input: PlanInput): Plan {
   for (const [entry, repoRoots] of byRepo) {
     const policy = policyFor(input.policies, entry.repo);
     if (!policy) continue;
-    const { remove, pinned } = applyRetention(policy, repoRoots, now);
+    const { remove, pinned } = applyRetention(policy, repoRoots.filter((r) => !r.kept), now);
     for (const p of pinned) p.pinned = true;
     for (const { item, reason } of remove) drop(item, 'retention', reason);
   }
@@ -170,19 +181,19 @@ export function planPass(input: PlanInput): Plan {
   // unless they are referrers (signatures, SBOMs) of a manifest the repository keeps.
   for (const [entry, repoRoots] of byRepo) {
     if (!isHosted(entry.repo)) continue;
-    const kept = new Set<string>();
-    for (const r of repoRoots) if (r.kind === 'tag' && !evicted.has(r)) for (const d of r.closure) kept.add(d);
+    const tagged = new Set<string>();
+    for (const r of repoRoots) if (r.kind === 'tag' && !evicted.has(r)) for (const d of r.closure) tagged.add(d);
     const subjects = new Map(entry.referrers.map((ref) => [ref.digest, ref.subject]));
     for (const r of repoRoots) {
-      if (r.kind !== 'manifest' || now - r.lastUsed < input.unreferencedGrace) continue;
+      if (r.kind !== 'manifest' || r.kept || now - r.lastUsed < input.unreferencedGrace) continue;
       const subject = subjects.get(r.digest);
-      if (subject !== undefined && kept.has(subject)) continue;
+      if (subject !== undefined && tagged.has(subject)) continue;
       drop(r, 'unreferenced', 'untagged manifest of a hosted repository');
     }
   }
 
-  // Size cap and free-space floor: least recently used units first, pinned ones last. The cap is the cache's:
-  // hosted repositories are never evicted for it, and content only they hold does not count toward it.
+  // Size cap and free-space floor: least recently used units first, pinned ones last, kept ones never. The cap is
+  // the cache's: hosted repositories are never evicted for it, and content only they hold does not count toward it.
   const proxiedRefs = new Set<string>();
   const hostedRefs = new Set<string>();
   for (const r of roots) if (!evicted.has(r)) for (const d of r.closure) (isHosted(r.repo) ? hostedRefs : proxiedRefs).add(d);
@@ -201,7 +212,7 @@ export function planPass(input: PlanInput): Plan {
   }
   if (target !== undefined) {
     const candidates = roots
-      .filter((r) => !evicted.has(r) && !isHosted(r.repo))
+      .filter((r) => !evicted.has(r) && !isHosted(r.repo) && !r.kept)
       .sort((a, b) => Number(a.pinned) - Number(b.pinned) || a.lastUsed - b.lastUsed || rootLabel(a).localeCompare(rootLabel(b)));
     for (const r of candidates) {
       if (sizeBefore - freed <= target) break;

@@ -2,6 +2,8 @@ import express, { type Express, type RequestHandler } from 'express';
 import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorMetrics } from '../metrics.js';
+import type { StatusService } from '../status/status-report.js';
+import { registerStatusPage } from '../ui/routes.js';
 import { sendError } from './error-envelope.js';
 import { envelopeErrors } from './guard.js';
 import { requestLog } from './request-log.js';
@@ -16,11 +18,13 @@ export interface MirrorAppDeps extends MirrorRouteDeps {
   isStopping: () => boolean;
   /** Hostile-input checks run before everything else (body, query bounds). */
   guard?: RequestHandler | undefined;
-  /** Authentication for everything under /v2 (the base probe included). Health and metrics stay open. */
+  /** Authentication for everything under /v2 (the base probe included) and the status page under /ui. Health and metrics stay open. */
   auth?: RequestHandler | undefined;
+  /** The status page's domain; the page is served at /ui when given. */
+  status?: StatusService | undefined;
 }
 
-/** Assembles the mirror's express app: request log, the read API, health and metrics. */
+/** Assembles the mirror's express app: request log, the read API, the status page, health and metrics. */
 export function createMirrorApp(deps: MirrorAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -51,8 +55,9 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
     const auth = deps.auth;
     // Not `app.use('/v2', auth)`: a mounted middleware makes express rewrite the URL on every request.
     // Case-insensitive, as express routes are.
-    app.use((req, res, next) => (/^\/v2(?:\/|$)/i.test(req.path) ? auth(req, res, next) : next()));
+    app.use((req, res, next) => (/^\/(?:v2|ui)(?:\/|$)/i.test(req.path) ? auth(req, res, next) : next()));
   }
+  if (deps.status) registerStatusPage(app, { status: deps.status, logger: deps.logger });
   const routes = createRoutes(deps);
   app.get('/v2/', routes.base);
   app.get('/v2/_catalog', routes.catalog);

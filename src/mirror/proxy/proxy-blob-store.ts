@@ -67,6 +67,16 @@ export class ProxyBlobStore implements BlobStore {
     return this.fetches.has(digest);
   }
 
+  /** Resolves once the download of this digest running in this process has settled (committed or failed); at once when none runs. */
+  settled(digest: string): Promise<void> {
+    const running = this.fetches.get(digest);
+    if (!running) return Promise.resolve();
+    return running.fetch.then((f) => f?.done).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
   /** Whether a running download is writing this content write. */
   isWriting(writeId: string): boolean {
     return this.writes.has(writeId);
@@ -77,7 +87,7 @@ export class ProxyBlobStore implements BlobStore {
     const [held, stored] = await Promise.all([local.holds(repo, digest), local.statContent(digest)]);
     if (stored) {
       if (!held && !(await this.confirm(repo, digest))) return undefined;
-      this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+      this.deps.metrics?.cacheLookup('blob', 'hit');
       return stored;
     }
     const running = this.fetches.get(digest);
@@ -85,7 +95,7 @@ export class ProxyBlobStore implements BlobStore {
       const fetch = await running.fetch.catch(() => undefined);
       if (fetch?.size !== undefined) return { digest, size: fetch.size };
     }
-    this.deps.metrics?.cache.inc({ kind: 'blob', result: 'miss' });
+    this.deps.metrics?.cacheLookup('blob', 'miss');
     return this.headUpstream(repo, digest);
   }
 
@@ -94,7 +104,7 @@ export class ProxyBlobStore implements BlobStore {
     if (await local.holds(repo, digest)) {
       const content = await local.openContent(digest, range);
       if (content) {
-        this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+        this.deps.metrics?.cacheLookup('blob', 'hit');
         return content;
       }
     } else if (await local.statContent(digest)) {
@@ -102,7 +112,7 @@ export class ProxyBlobStore implements BlobStore {
       if (!(await this.confirm(repo, digest))) return undefined;
       const content = await local.openContent(digest, range);
       if (content) {
-        this.deps.metrics?.cache.inc({ kind: 'blob', result: 'hit' });
+        this.deps.metrics?.cacheLookup('blob', 'hit');
         return content;
       }
     }
@@ -125,7 +135,7 @@ export class ProxyBlobStore implements BlobStore {
       if (!(await local.holds(repo, digest)) && !(await this.confirm(repo, digest))) return undefined;
       return local.openContent(digest, range);
     }
-    this.deps.metrics?.cache.inc({ kind: 'blob', result: joined ? 'joined' : 'miss' });
+    this.deps.metrics?.cacheLookup('blob', joined ? 'joined' : 'miss');
     if (fetch.size === undefined && range) {
       // Size unknown until the download ends: wait for it, then serve the range from the cache.
       await fetch.done;
@@ -273,7 +283,7 @@ export class ProxyBlobStore implements BlobStore {
 
   /** Streams a blob from the upstream to one client without caching it, verified as it goes. */
   private async direct(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined> {
-    this.deps.metrics?.cache.inc({ kind: 'blob', result: 'uncached' });
+    this.deps.metrics?.cacheLookup('blob', 'uncached');
     const res = await this.upstreamBlob(repo, digest, 'GET');
     if (res.status === 404) {
       release(res.body);

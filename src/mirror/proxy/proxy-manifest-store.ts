@@ -199,7 +199,7 @@ export class ProxyManifestStore implements ManifestStore {
   }
 
   private count(kind: 'manifest' | 'tag', result: string): void {
-    this.deps.metrics?.cache.inc({ kind, result });
+    this.deps.metrics?.cacheLookup(kind, result);
   }
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from '../../common/logger.js';
 import type { UpstreamConfig } from '../../config/schema.js';
 import type { Semaphore } from '../limits/semaphore.js';
 import type { MirrorMetrics } from '../metrics.js';
+import { UpstreamHealth } from './health.js';
 import { discard, header, type UpstreamRequest, type UpstreamResponse } from './messages.js';
 import { TokenAuth } from './token-auth.js';
 import { UpstreamTransport, withRetries } from './transport.js';
@@ -38,11 +39,14 @@ function rateLimitValue(value: string | undefined): number | undefined {
 export class UpstreamClient {
   readonly host: string;
   readonly baseUrl: URL;
+  /** Last success and failure, for the status page. */
+  readonly health: UpstreamHealth;
   private readonly transport: UpstreamTransport;
   private readonly auth: TokenAuth;
 
   constructor(private readonly opts: UpstreamClientOptions) {
     this.host = opts.host;
+    this.health = new UpstreamHealth(opts.clock);
     this.transport = new UpstreamTransport({ host: opts.host, config: opts.config, logger: opts.logger, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
     this.baseUrl = this.transport.baseUrl;
     this.auth = new TokenAuth({
@@ -97,6 +101,7 @@ export class UpstreamClient {
       return res;
     } finally {
       if (gateHeld) releaseGate?.();
+      this.health.observe(outcome);
       this.opts.metrics?.upstreamRequests.inc({ upstream: this.host, method: req.method, kind: req.kind, outcome });
       this.opts.logger.info(
         { upstream: this.host, method: req.method, path: req.path, kind: req.kind, outcome, ms: this.opts.clock.now() - started },

@@ -109,4 +109,23 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ overrides: { mirror: { redis: { url: 'http://redis:6379' } } } })).toThrow(/mirror\.redis\.url/);
     expect(() => loadConfig({ overrides: { mirror: { redis: { url: 'redis://redis', commandTimeout: 0, keyPrefix: 'a b' } } } })).toThrow(/commandTimeout[\s\S]*keyPrefix|keyPrefix[\s\S]*commandTimeout/);
   });
+
+  it('warm images: references to configured upstreams, platforms as os/architecture', () => {
+    const c = loadConfig({ overrides: { mirror: { warm: { images: ['nginx:1.27', 'index.docker.io/library/redis', 'ghcr.io/org/app@sha256:' + 'a'.repeat(64)] } } } });
+    expect(c.mirror.warm.images).toHaveLength(3);
+    expect(c.mirror.warm.platforms).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(c.mirror.warm.refreshInterval).toBe(3_600_000);
+    let err: unknown;
+    try {
+      loadConfig({ overrides: { mirror: { warm: { images: ['example.org/app:1', 'nginx:no spaces', 'nginx'], platforms: ['amd64'], refreshInterval: '10ms' } } } });
+    } catch (e) {
+      err = e;
+    }
+    const problems = (err as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/mirror\.warm\.images\.1: not an image reference/);
+    expect(problems).toMatch(/mirror\.warm\.platforms\.0: not a platform/);
+    expect(problems).toMatch(/mirror\.warm\.refreshInterval: at least 1s/);
+    // The mirror never fetches from a registry that is not an upstream.
+    expect(problems).toMatch(/mirror\.warm\.images\.0: example\.org is not a configured upstream/);
+  });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Inventory, RepositoryEntry } from '../../../../src/mirror/cache/inventory.js';
 import { planPass, rootLabel, type PlanInput } from '../../../../src/mirror/cache/plan.js';
 import { compileRetention } from '../../../../src/mirror/cache/retention.js';
+import { warmKeep } from '../../../../src/mirror/warm/targets.js';
 
 const NOW = 1_700_000_000_000;
 const H = 3_600_000;
@@ -124,6 +125,32 @@ describe('planPass', () => {
     // Under a cap, the unpinned survivor (dev-b, most recent) goes before the older pinned releases.
     const capped = planPass(input(inv, used, { policies, maxSize: 300, lowWater: 0.4, highWater: 0.5 }));
     expect(capped.evict.filter((e) => e.reason === 'size').map((e) => e.root.tag)).toEqual(['dev-b', 'v1.0.0']);
+  });
+
+  it('never removes images kept warm: not for the size cap, not by retention, whether held by tag or by digest', () => {
+    const inv = inventory(spec);
+    // a is the least recently used: without keep, the cap takes it first (see the first test).
+    const used = { [tagKey('library/x', 'a')]: NOW - 3 * H, [tagKey('library/x', 'b')]: NOW - H, [tagKey('library/x', 'c')]: NOW - 2 * H };
+    const keep = warmKeep(['x:a']);
+    expect([...keep]).toEqual(['docker.io/library/x:a']);
+    const plan = planPass(input(inv, used, { maxSize: 1600, keep }));
+    expect(plan.evict.map((e) => rootLabel(e.root))).toEqual(['docker.io/library/x:c', 'docker.io/library/x:b']);
+    const gone = new Set(plan.content.map((c) => c.entry.digest));
+    for (const digest of [d('ma'), d('cfg'), d('base'), d('a1')]) expect(gone.has(digest), digest).toBe(false);
+    expect(plan.roots.find((r) => r.tag === 'a')!.kept).toBe(true);
+
+    // Even a cap nothing else can meet leaves it: everything else goes, and the pass stops there.
+    const squeezed = planPass(input(inv, used, { maxSize: 100, keep }));
+    expect(squeezed.evict.map((e) => e.root.tag).sort()).toEqual(['b', 'c']);
+    expect(squeezed.sizeAfter).toBeGreaterThan(squeezed.target!);
+
+    // A digest reference keeps the tag that points at it; retention (keepLast 0) removes only the others.
+    const byDigest = new Set([`docker.io/library/x@${d('mb')}`]);
+    const retained = planPass(input(inv, used, { keep: byDigest, policies: compileRetention([{ upstream: '*', repository: '**', keepLast: 0 }]) }));
+    expect(retained.evict.map((e) => [e.root.tag, e.reason])).toEqual([
+      ['a', 'retention'],
+      ['c', 'retention'],
+    ]);
   });
 
   it('a policy applies only to the repositories it names', () => {
