@@ -20,7 +20,7 @@ import { MirrorMetrics } from './metrics.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
 import { HostedManifests } from './hosted/hosted-manifests.js';
-import { HostedNames } from './hosted/hosted-names.js';
+import { HostedNames, isHosted } from './hosted/hosted-names.js';
 import { Uploads } from './hosted/uploads.js';
 import { RepositoryRouter } from './repository/router.js';
 import { CacheContentsReader } from './status/cache-contents.js';
@@ -130,7 +130,7 @@ export class MirrorServer {
       metrics: this.metrics,
     });
     this.status = new StatusService({
-      contents: new CacheContentsReader({ storage: this.storage, lastAccess: (key) => tracker.lastAccess(key), publicName: (repo) => this.upstreams.publicName(repo), clock }),
+      contents: new CacheContentsReader({ storage: this.storage, lastAccess: (key) => tracker.lastAccess(key), publicName: (repo) => (isHosted(repo) ? repo.path : this.upstreams.publicName(repo)), clock }),
       upstreams: this.upstreams,
       metrics: this.metrics,
       cacheSize: () => this.cache.sizeEstimate,

@@ -57,7 +57,7 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
     // Case-insensitive, as express routes are.
     app.use((req, res, next) => (/^\/(?:v2|ui)(?:\/|$)/i.test(req.path) ? auth(req, res, next) : next()));
   }
-  if (deps.status) registerStatusPage(app, { status: deps.status, logger: deps.logger });
+  if (deps.status) registerStatusPage(app, { status: deps.status, access: deps.access, logger: deps.logger });
   const routes = createRoutes(deps);
   app.get('/v2/', routes.base);
   app.get('/v2/_catalog', routes.catalog);

@@ -1,5 +1,7 @@
 import type { Clock } from '../../common/clock.js';
+import type { AccessTarget } from '../auth/access.js';
 import { accessKey } from '../cache/access-keys.js';
+import { isHosted } from '../hosted/hosted-names.js';
 import type { Repository } from '../repository/repository.js';
 import { MANIFEST_MAX_BYTES, parseManifest, referencedDigests } from '../store/manifest-media.js';
 import { readSmallContent } from '../store/small-content.js';
@@ -26,9 +28,9 @@ export interface CachedTag {
 }
 
 export interface CachedRepository {
-  /** Every stored repository is a proxied one until pushes come; hosted ones will be listed by the same shape. */
+  /** Hosted (pushed to the mirror) or proxied (cached from an upstream). */
   kind: Repository['kind'];
-  /** As clients pull it (`library/nginx`, `ghcr.io/org/app`). */
+  /** As clients pull it (`library/nginx`, `ghcr.io/org/app`; a hosted repository's path). */
   name: string;
   upstream: string;
   path: string;
@@ -45,8 +47,8 @@ export interface CachedRepository {
 export interface CacheContents {
   /** Epoch ms of the walk. */
   at: number;
-  /** Repositories in the cache; `repositories` lists the first MAX_REPOSITORIES by name. */
-  total: number;
+  /** Every repository held, as access rules see it; `repositories` details the first MAX_REPOSITORIES. */
+  all: AccessTarget[];
   repositories: CachedRepository[];
 }
 
@@ -86,7 +88,7 @@ export class CacheContentsReader {
     const refs = new Map<string, string[]>();
     const repositories: CachedRepository[] = [];
     for (const repo of all.slice(0, MAX_REPOSITORIES)) repositories.push(await this.repository(repo, refs));
-    return { at, total: all.length, repositories };
+    return { at, all: all.map((r) => ({ kind: isHosted(r) ? 'hosted' : 'proxied', name: this.deps.publicName(r) })), repositories };
   }
 
   private async repository(repo: RepositoryRef, refs: Map<string, string[]>): Promise<CachedRepository> {
@@ -125,7 +127,7 @@ export class CacheContentsReader {
     for (const s of sizes.values()) size += s;
     const uses = [...listed.map((l) => l.lastUsed), ...manifestLinks.map((l) => this.deps.lastAccess(accessKey.manifest(l.digest)) ?? 0)].filter((n) => n > 0);
     return {
-      kind: 'proxied',
+      kind: isHosted(repo) ? 'hosted' : 'proxied',
       name: this.deps.publicName(repo),
       upstream: repo.upstream,
       path: repo.path,

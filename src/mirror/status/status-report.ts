@@ -1,9 +1,10 @@
 import type { Clock } from '../../common/clock.js';
+import type { AccessTarget } from '../auth/access.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { UpstreamHealthSnapshot } from '../upstream/health.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import type { WarmStatus } from '../warm/warm-keeper.js';
-import type { CacheContents, CacheContentsReader } from './cache-contents.js';
+import type { CachedRepository, CacheContentsReader } from './cache-contents.js';
 import type { TrafficSeries } from './traffic.js';
 
 export interface UpstreamStatus extends UpstreamHealthSnapshot {
@@ -21,7 +22,8 @@ export interface StatusReport {
     sizeBytes?: number;
     /** `mirror.storage.maxSize`, when set. */
     maxSize?: number;
-    contents: CacheContents;
+    /** The repositories the visitor may pull: how many, and the first MAX_REPOSITORIES by name in detail. */
+    contents: { at: number; total: number; repositories: CachedRepository[] };
   };
   upstreams: UpstreamStatus[];
   traffic: TrafficSeries;
@@ -42,9 +44,11 @@ export interface StatusDeps {
 export class StatusService {
   constructor(private readonly deps: StatusDeps) {}
 
-  async report(): Promise<StatusReport> {
+  /** The report as one visitor sees it: only the repositories `visible` admits (what /v2/_catalog lists to them). */
+  async report(visible: (target: AccessTarget) => boolean): Promise<StatusReport> {
     const { deps } = this;
-    const [contents, remaining, limit] = await Promise.all([deps.contents.read(), gaugeByUpstream(deps.metrics.rateLimitRemaining), gaugeByUpstream(deps.metrics.rateLimitLimit)]);
+    const [held, remaining, limit] = await Promise.all([deps.contents.read(), gaugeByUpstream(deps.metrics.rateLimitRemaining), gaugeByUpstream(deps.metrics.rateLimitLimit)]);
+    const contents = { at: held.at, total: held.all.filter(visible).length, repositories: held.repositories.filter(visible) };
     const size = deps.cacheSize();
     return {
       generatedAt: deps.clock.now(),

@@ -1,5 +1,7 @@
 import type { Express, Request, Response } from 'express';
 import type { Logger } from '../../common/logger.js';
+import type { AccessRules } from '../auth/access.js';
+import type { Principal } from '../auth/authenticator.js';
 import { sendError } from '../http/error-envelope.js';
 import type { StatusService } from '../status/status-report.js';
 import { PAGE_HTML } from './assets/page-html.js';
@@ -8,6 +10,7 @@ import { PAGE_JS } from './assets/page-js.js';
 
 export interface StatusPageDeps {
   status: StatusService;
+  access: AccessRules;
   logger: Logger;
 }
 
@@ -38,7 +41,8 @@ export function registerStatusPage(app: Express, deps: StatusPageDeps): void {
   app.get('/ui/status.js', asset('text/javascript; charset=utf-8', PAGE_JS));
   app.get('/ui/api/status', (req: Request, res: Response) => {
     res.locals.kind = 'ui';
-    deps.status.report().then(
+    const principal = res.locals.principal as Principal | undefined;
+    deps.status.report((target) => deps.access.allows(principal, target, 'pull')).then(
       (report) => {
         const body = Buffer.from(JSON.stringify(report));
         res.status(200).set({ ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(body.length), 'cache-control': 'no-store' });

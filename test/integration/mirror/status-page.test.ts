@@ -177,4 +177,43 @@ describe('the status page at /ui', () => {
     await wrong.body.dump();
     expect(wrong.statusCode).toBe(401);
   });
+  it('lists hosted repositories only to visitors who may pull them: anonymous read shows cached ones, not hosted ones', async () => {
+    const dir = cleanup.add(await makeTempDir('mirrorgate-ui-hosted-'));
+    const htpasswd = path.join(dir.path, 'htpasswd');
+    writeFileSync(htpasswd, `alice:${bcrypt.hashSync(PASSWORD, 4)}\n`);
+    const storage = cleanup.add(await makeTempDir('mirrorgate-cache-'));
+    const start = (anonymousRead: boolean) =>
+      startMirror({
+        upstreams: { 'docker.io': hub.url },
+        storage,
+        config: {
+          mirror: {
+            storage: { path: storage.path },
+            auth: { htpasswd, anonymousRead },
+            hosted: { repositories: ['team/**'] },
+            access: { rules: [{ users: ['alice'], repositories: ['team/**'], actions: ['pull', 'push'] }] },
+          },
+        },
+      });
+    // Pushed while credentials are required (a client that finds /v2/ open sends none), then served with anonymous read.
+    const closed = await start(false);
+    await skopeoCopy(`docker://${closed.host}/library/alpine:3.20`, `docker://${closed.host}/team/app:1`, { srcCreds: `alice:${PASSWORD}`, destCreds: `alice:${PASSWORD}`, throwOnError: true });
+    await closed.stop();
+    const open = cleanup.add(await start(true));
+    const as = async (authorization?: string) => {
+      const res = await request(`${open.url}/ui/api/status`, authorization ? { headers: { authorization } } : {});
+      expect(res.statusCode).toBe(200);
+      return ((await res.body.json()) as StatusReport).cache.contents;
+    };
+    const alice = await as(basic);
+    expect(alice.repositories.map((r) => [r.kind, r.name])).toEqual([
+      ['proxied', 'library/alpine'],
+      ['hosted', 'team/app'],
+    ]);
+    expect(alice.total).toBe(2);
+    const anonymous = await as();
+    expect(anonymous.repositories.map((r) => r.name)).toEqual(['library/alpine']);
+    expect(anonymous.total).toBe(1);
+    expect(JSON.stringify(anonymous)).not.toContain('team/app');
+  });
 });

@@ -32,7 +32,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
     <table id="warm"><thead><tr><th>image</th><th>state</th><th>digest</th><th>platforms</th><th>size</th><th>fetched</th></tr></thead><tbody></tbody></table>
   </section>
   <section>
-    <h2>Cached repositories</h2>
+    <h2>Repositories</h2>
     <p id="repos-note" class="muted"></p>
     <table id="repos"><thead><tr><th>repository</th><th>tags (most recently used first)</th><th>size</th><th>last used</th></tr></thead><tbody></tbody></table>
   </section>

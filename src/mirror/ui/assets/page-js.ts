@@ -195,8 +195,10 @@ export const PAGE_JS = String.raw`(function () {
       }));
       if (repo.tagCount > repo.tags.length) tags.appendChild(el('span', { 'class': 'muted', text: '+' + count(repo.tagCount - repo.tags.length) + ' more' }));
       if (repo.tagCount === 0) tags.appendChild(el('span', { 'class': 'muted', text: 'pulled by digest only' }));
+      var name = el('div', {}, [el('code', { text: repo.name })]);
+      if (repo.kind === 'hosted') name.appendChild(el('div', { 'class': 'muted', text: 'hosted' }));
       return [
-        el('code', { text: repo.name }),
+        name,
         tags,
         el('div', {}, [bytes(repo.size), el('div', { 'class': 'muted', text: plural(repo.manifests, 'manifest') + ', ' + plural(repo.blobs, 'blob') })]),
         when(repo.lastUsed, now),
