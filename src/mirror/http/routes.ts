@@ -51,7 +51,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
   async function v2(req: Request, res: Response): Promise<void> {
     res.setHeader('docker-distribution-api-version', API_VERSION);
     const rawPath = req.originalUrl.split('?')[0]!;
-    const route = parseV2Path(rawPath);
+    const route = parseV2Path(rawPath, req.method);
     if (!route) throw fail('UNSUPPORTED', `no such endpoint: ${req.method} ${rawPath.slice(0, 200)}`, undefined);
     res.locals.kind = route.kind;
     const repo = deps.router.resolve(route.name, singleQuery(req.query.ns, 'ns'));
