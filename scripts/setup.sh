@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files. prometheus: only its
-# promtool, which tests the alerting rules (the server is not run).
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus)
+# promtool, which tests the alerting rules (the server is not run). podman: a pushing client of the hosted-repository
+# tests (login, pull, push; it never runs a container, and its socket service is not used).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus podman)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -25,6 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     else
       $SUDO service prometheus stop >/dev/null
     fi
+  fi
+  # Under systemd, podman's package starts its API socket and timers; the tests run podman as a command only.
+  if [[ " ${missing[*]} " == *" podman "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now podman.socket podman.service podman-restart.service podman-auto-update.timer >/dev/null 2>&1 || true
   fi
 fi
 
