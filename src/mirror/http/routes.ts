@@ -159,6 +159,8 @@ function sendJson(req: Request, res: Response, doc: unknown): void {
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
+/** The client left: a response it stopped reading, or a request body it stopped sending (`aborted`). */
 function isClientGone(err: unknown, res: Response): boolean {
-  return (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return (code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed) || (code === 'ECONNRESET' && res.req.destroyed && !res.req.complete);
 }
