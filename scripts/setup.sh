@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files. prometheus: only its
 # promtool, which tests the alerting rules (the server is not run). redis-server: the Redis metadata tests start their own.
-# chromium: the status page test drives it headless (through playwright-core, no browser download).
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server chromium)
+# chromium: the status page test drives it headless (through playwright-core, no browser download). podman: a pushing
+# client of the hosted-repository tests (login, pull, push; it never runs a container, and its socket service is not used).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server chromium podman)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -30,6 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The same for the packaged Redis.
   if [ -f /run/redis/redis-server.pid ] && kill -0 "$(cat /run/redis/redis-server.pid)" 2>/dev/null; then
     $SUDO service redis-server stop >/dev/null 2>&1 || $SUDO kill "$(cat /run/redis/redis-server.pid)" || true
+  fi
+  # Under systemd, podman's package starts its API socket and timers; the tests run podman as a command only.
+  if [[ " ${missing[*]} " == *" podman "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now podman.socket podman.service podman-restart.service podman-auto-update.timer >/dev/null 2>&1 || true
   fi
 fi
 

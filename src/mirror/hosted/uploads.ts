@@ -5,6 +5,7 @@ import { MirrorgateError, fail } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { LocalBlobStore } from '../local/local-blob-store.js';
 import type { ContentStore, ContentWriter } from '../store/content-store.js';
+import { isStorageFull } from '../store/storage-full.js';
 import type { MetadataStore, UploadSession } from '../store/metadata-store.js';
 import type { BlobInfo, RepositoryRef } from '../store/types.js';
 
@@ -13,6 +14,9 @@ const APPEND_BATCH = 1 << 20;
 
 /** Names the hash algorithm of a write whose digest is not known yet: pushes are verified at the end. */
 const SHA256_WRITE = `sha256:${'0'.repeat(64)}`;
+
+/** A chunk's place in the blob (`Content-Range`, inclusive), or `malformed` when the header could not be read. */
+export type ChunkRange = { start: number; end: number } | 'malformed';
 
 /** Where an upload stands: what the client is told after each request. */
 export interface UploadState {
@@ -77,27 +81,44 @@ export class Uploads {
 
   /**
    * Appends a chunk. With `range` (the client's Content-Range), it must start where the upload stands;
-   * RANGE_INVALID otherwise, with the current range so the client can go on from there.
+   * RANGE_INVALID otherwise (a malformed range too), with the current range so the client can go on from there.
    */
-  append(repo: RepositoryRef, id: string, body: Readable, range?: { start: number; end: number }): Promise<UploadState> {
+  append(repo: RepositoryRef, id: string, body: Readable, range?: ChunkRange): Promise<UploadState> {
     return this.serially(repo, id, async (u) => {
-      if (range && range.start !== u.writer.written) {
-        body.resume();
-        throw new MirrorgateError('RANGE_INVALID', `chunk starts at ${range.start}; the upload is at ${u.writer.written}`, { headers: uploadHeaders(u.session.repo, id, u.writer.written) });
-      }
+      checkRange(u, body, range);
       const before = u.writer.written;
       await this.write(u, body);
-      if (range && u.writer.written - before !== range.end - range.start + 1) {
+      if (range && range !== 'malformed' && u.writer.written - before !== range.end - range.start + 1) {
         throw new MirrorgateError('SIZE_INVALID', `Content-Range announced ${range.end - range.start + 1} bytes, the body had ${u.writer.written - before}`);
       }
       return { id, offset: u.writer.written };
     });
   }
 
-  /** Appends the last chunk (if any), then verifies the whole blob against `digest` and has the repository hold it. */
-  finish(repo: RepositoryRef, id: string, digest: string, body?: Readable): Promise<BlobInfo> {
+  /**
+   * A whole blob in one request (`POST ?digest=`): an upload that nobody can resume, since the client never
+   * learns its location, so it is gone whatever the outcome.
+   */
+  async single(repo: RepositoryRef, digest: string, body: Readable): Promise<BlobInfo> {
+    const { id } = await this.start(repo);
+    try {
+      return await this.finish(repo, id, digest, body);
+    } catch (err) {
+      await this.cancel(repo, id).catch(() => undefined); // already gone when the close itself refused the blob
+      throw err;
+    }
+  }
+
+  /**
+   * Appends the last chunk (if any; in place, as for `append`, when its range is given), then verifies the
+   * whole blob against `digest` and has the repository hold it.
+   */
+  finish(repo: RepositoryRef, id: string, digest: string, body?: Readable, range?: ChunkRange): Promise<BlobInfo> {
     return this.serially(repo, id, async (u) => {
-      if (body) await this.write(u, body);
+      if (body) {
+        checkRange(u, body, range);
+        await this.write(u, body);
+      }
       this.open.delete(id);
       try {
         // Verified (and the write dropped when it does not match) before anything is visible.
@@ -139,11 +160,27 @@ export class Uploads {
   private async write(u: OpenUpload, body: Readable): Promise<void> {
     try {
       await appendBody(u.writer, body);
-    } finally {
-      // Whatever arrived before a client went away stays, and the session says so: the client can resume.
-      u.session = { ...u.session, offset: u.writer.written, updatedAt: this.deps.clock.now() };
-      await this.deps.metadata.putUpload(u.session);
+    } catch (err) {
+      if (!(err instanceof StoreWriteFailed)) {
+        await this.saveOffset(u);
+        throw err;
+      }
+      // The store refused bytes the write had already hashed: it cannot go on. Dropped, so a full disk
+      // gets its space back, and the client is told why (a resume would only end in DIGEST_INVALID).
+      this.open.delete(u.session.id);
+      await u.writer.cancel();
+      await this.deps.metadata.deleteUpload(u.session.id);
+      this.deps.logger.warn({ upload: u.session.id, repository: u.session.repo.path, err: err.cause }, 'upload cancelled: the store could not write it');
+      if (isStorageFull(err.cause)) throw new MirrorgateError('STORAGE_FULL', 'storage is full: the upload was cancelled and its data removed', { cause: err.cause });
+      throw err.cause;
     }
+    await this.saveOffset(u);
+  }
+
+  /** Whatever arrived before a client went away stays, and the session says so: the client can resume. */
+  private async saveOffset(u: OpenUpload): Promise<void> {
+    u.session = { ...u.session, offset: u.writer.written, updatedAt: this.deps.clock.now() };
+    await this.deps.metadata.putUpload(u.session);
   }
 
   /** An upload started before a restart (or by another replica): its write taken up again. */
@@ -183,11 +220,32 @@ export class Uploads {
   }
 }
 
+/** RANGE_INVALID unless a chunk's range (when given) starts where the upload stands; its body is then drained. */
+function checkRange(u: OpenUpload, body: Readable, range: ChunkRange | undefined): void {
+  if (range === undefined || (range !== 'malformed' && range.start === u.writer.written)) return;
+  body.resume();
+  const message = range === 'malformed' ? 'invalid Content-Range' : `chunk starts at ${range.start}; the upload is at ${u.writer.written}`;
+  throw new MirrorgateError('RANGE_INVALID', message, { headers: uploadHeaders(u.session.repo, u.session.id, u.writer.written) });
+}
+
+/** The content store failed an append (the request body was fine): the write is unusable from here on. */
+class StoreWriteFailed extends Error {
+  constructor(cause: unknown) {
+    super('the content store failed a write', { cause });
+  }
+}
+
 /**
  * Appends a request body, one write in flight while the next batch arrives; reading waits for the disk, so
- * memory stays flat whatever the size. What was written before a failure stays written.
+ * memory stays flat whatever the size. When the client goes away, what was written stays written (a batch
+ * still being gathered is dropped: the session's offset says where to resume). A store failure is thrown
+ * as StoreWriteFailed, a body failure as it came.
  */
 async function appendBody(writer: ContentWriter, body: Readable): Promise<void> {
+  const append = (chunks: Buffer[]): Promise<void> =>
+    writer.append(chunks).catch((err: unknown) => {
+      throw new StoreWriteFailed(err);
+    });
   let batch: Buffer[] = [];
   let bytes = 0;
   let inflight: Promise<void> = Promise.resolve();
@@ -197,7 +255,7 @@ async function appendBody(writer: ContentWriter, body: Readable): Promise<void> 
       bytes += chunk.length;
       if (bytes >= APPEND_BATCH) {
         await inflight;
-        inflight = writer.append(batch);
+        inflight = append(batch);
         inflight.catch(() => undefined); // observed below
         batch = [];
         bytes = 0;
@@ -206,7 +264,7 @@ async function appendBody(writer: ContentWriter, body: Readable): Promise<void> 
   } finally {
     await inflight;
   }
-  if (batch.length > 0) await writer.append(batch);
+  if (batch.length > 0) await append(batch);
 }
 
 /** The headers every upload answer carries: where to send the next request, and how far it got. */

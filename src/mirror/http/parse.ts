@@ -13,18 +13,21 @@ const MAX_PATH = 2048;
 /**
  * Parses a `/v2/...` path. Checks happen here, before any storage or upstream use: no percent-encoding
  * (names, tags and digests never need it, and it is how `..` and encoded slashes get smuggled), bounded
- * length, a valid tag or digest.
+ * length, a valid tag or digest. A manifest reference that is neither is simply not there for a read
+ * (`404 MANIFEST_UNKNOWN`, as the spec's conformance suite expects) and a client error for anything else
+ * (`400 TAG_INVALID` or `DIGEST_INVALID`).
  */
-export function parseV2Path(rawPath: string): V2Route | undefined {
+export function parseV2Path(rawPath: string, method = 'GET'): V2Route | undefined {
   if (rawPath.length > MAX_PATH) throw fail('NAME_INVALID', 'request path too long');
   if (rawPath.includes('%') || rawPath.includes('\\') || rawPath.includes('//')) throw fail('NAME_INVALID', 'repository names cannot contain encoded or empty components');
   let m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(rawPath);
   if (m) {
     const reference = m[2]!;
-    if (reference.includes(':')) {
-      if (!parseDigest(reference)) throw fail('DIGEST_INVALID', `invalid digest ${JSON.stringify(reference.slice(0, 200))}`);
-    } else if (!isValidTag(reference)) {
-      throw fail('TAG_INVALID', `invalid tag ${JSON.stringify(reference.slice(0, 200))}`);
+    const isDigest = reference.includes(':');
+    if (isDigest ? !parseDigest(reference) : !isValidTag(reference)) {
+      const shown = JSON.stringify(reference.slice(0, 200));
+      if (method === 'GET' || method === 'HEAD') throw fail('MANIFEST_UNKNOWN', `no manifest ${shown}: not a tag or a digest`);
+      throw isDigest ? fail('DIGEST_INVALID', `invalid digest ${shown}`) : fail('TAG_INVALID', `invalid tag ${shown}`);
     }
     return { kind: 'manifest', name: m[1]!, reference };
   }

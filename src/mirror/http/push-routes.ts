@@ -3,10 +3,11 @@ import { MirrorgateError, fail } from '../../common/errors.js';
 import { parseDigest } from '../../reference/grammar.js';
 import type { AccessRules } from '../auth/access.js';
 import type { Principal } from '../auth/authenticator.js';
-import { uploadHeaders } from '../hosted/uploads.js';
+import { uploadHeaders, type ChunkRange } from '../hosted/uploads.js';
 import type { HostedRepository, Repository } from '../repository/repository.js';
 import type { RepositoryRouter } from '../repository/router.js';
 import { MANIFEST_MAX_BYTES } from '../store/manifest-media.js';
+import { isStorageFull } from '../store/storage-full.js';
 import type { V2Route } from './parse.js';
 import { singleQuery } from './parse.js';
 
@@ -38,12 +39,12 @@ export function createPushRoutes(deps: { router: RepositoryRouter; access: Acces
       const from = singleQuery(req.query.from, 'from');
       if (mount !== undefined && from !== undefined && (await mountBlob(res, hosted, mount, from))) return;
       const digest = singleQuery(req.query.digest, 'digest');
-      const state = await hosted.uploads.start(ref);
       if (digest !== undefined) {
         if (!parseDigest(digest)) throw fail('DIGEST_INVALID', 'invalid digest parameter');
-        await hosted.uploads.finish(ref, state.id, digest, req);
+        await hosted.uploads.single(ref, digest, req);
         return created(res, `/v2/${hosted.name}/blobs/${digest}`, digest);
       }
+      const state = await hosted.uploads.start(ref);
       req.resume();
       res.status(202).set({ ...uploadHeaders(ref, state.id, 0), 'content-length': '0' }).end();
       return;
@@ -62,7 +63,7 @@ export function createPushRoutes(deps: { router: RepositoryRouter; access: Acces
       case 'PUT': {
         const digest = singleQuery(req.query.digest, 'digest');
         if (digest === undefined || !parseDigest(digest)) throw fail('DIGEST_INVALID', 'closing an upload needs a valid digest parameter');
-        await hosted.uploads.finish(ref, id, digest, req);
+        await hosted.uploads.finish(ref, id, digest, req, parseContentRange(req.headers['content-range']));
         return created(res, `/v2/${hosted.name}/blobs/${digest}`, digest);
       }
       case 'DELETE':
@@ -76,7 +77,8 @@ export function createPushRoutes(deps: { router: RepositoryRouter; access: Acces
 
   /** A cross-repository mount: true when done (201), false when the source does not hold the blob (a normal upload follows). */
   async function mountBlob(res: Response, target: HostedRepository, digest: string, from: string): Promise<boolean> {
-    if (!parseDigest(digest)) throw fail('DIGEST_INVALID', 'invalid mount digest');
+    // Like distribution: a mount that cannot be done, for whatever reason, is a normal upload (the spec's 202).
+    if (!parseDigest(digest)) return false;
     let source: Repository;
     try {
       source = deps.router.resolve(from);
@@ -137,7 +139,9 @@ export function createPushRoutes(deps: { router: RepositoryRouter; access: Acces
       await dispatch(req, res, repo, route);
     } catch (err) {
       // Refused before its body was read: close the connection rather than read (or keep) the rest.
-      if (!req.complete) res.setHeader('connection', 'close');
+      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
+      // A full disk under any write (an upload, a manifest, a tag, a session record): a clear answer, never a 500.
+      if (isStorageFull(err)) throw new MirrorgateError('STORAGE_FULL', 'storage is full: nothing was stored', { cause: err });
       throw err;
     }
   };
@@ -147,11 +151,11 @@ function created(res: Response, location: string, digest: string): void {
   res.status(201).set({ location, 'docker-content-digest': digest, 'content-length': '0' }).end();
 }
 
-/** `Content-Range: <start>-<end>` of a chunk (inclusive), when sent. */
-function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {
+/** `Content-Range: <start>-<end>` of a chunk (inclusive), when sent; the upload answers a malformed one with its range. */
+function parseContentRange(header: string | undefined): ChunkRange | undefined {
   if (header === undefined) return undefined;
   const m = /^(?:bytes[ =])?(\d{1,15})-(\d{1,15})$/.exec(header.trim().slice(0, 64));
-  if (!m || Number(m[2]) < Number(m[1])) throw new MirrorgateError('RANGE_INVALID', 'invalid Content-Range');
+  if (!m || Number(m[2]) < Number(m[1])) return 'malformed';
   return { start: Number(m[1]), end: Number(m[2]) };
 }
 

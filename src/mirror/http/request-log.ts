@@ -30,7 +30,8 @@ export function requestLog(logger: Logger, metrics: MirrorMetrics) {
           aborted: !res.writableFinished,
           ms: Math.round(seconds * 1000),
           error: res.locals.errorCode as unknown,
-          remote: req.socket.remoteAddress,
+          // Gone (null) when the connection closed under a request whose body was never read.
+          remote: req.socket?.remoteAddress,
         },
         'request',
       );

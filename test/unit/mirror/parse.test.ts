@@ -28,8 +28,11 @@ describe('parseV2Path', () => {
     expect(code(() => parseV2Path('/v2/a%2f..%2fetc/manifests/x'))).toBe('NAME_INVALID');
     expect(code(() => parseV2Path('/v2/a//b/manifests/x'))).toBe('NAME_INVALID');
     expect(code(() => parseV2Path(`/v2/${'a/'.repeat(2000)}manifests/x`))).toBe('NAME_INVALID');
-    expect(code(() => parseV2Path('/v2/a/manifests/.hidden'))).toBe('TAG_INVALID');
-    expect(code(() => parseV2Path('/v2/a/manifests/sha256:zz'))).toBe('DIGEST_INVALID');
+    expect(code(() => parseV2Path('/v2/a/manifests/.hidden', 'PUT'))).toBe('TAG_INVALID');
+    expect(code(() => parseV2Path('/v2/a/manifests/sha256:zz', 'PUT'))).toBe('DIGEST_INVALID');
+    // Neither a tag nor a digest: a read finds no such manifest.
+    expect(code(() => parseV2Path('/v2/a/manifests/.hidden', 'GET'))).toBe('MANIFEST_UNKNOWN');
+    expect(code(() => parseV2Path('/v2/a/manifests/sha256:zz', 'HEAD'))).toBe('MANIFEST_UNKNOWN');
     expect(code(() => parseV2Path(`/v2/a/blobs/md5:${'a'.repeat(32)}`))).toBe('DIGEST_INVALID');
     expect(code(() => parseV2Path(`/v2/a/blobs/sha256:${'A'.repeat(64)}`))).toBe('DIGEST_INVALID');
     expect(code(() => parseV2Path(`/v2/a/blobs/sha256:${'a'.repeat(63)}`))).toBe('DIGEST_INVALID');
