@@ -24,6 +24,16 @@ export function isNotFound(err: unknown): boolean {
 }
 
 /**
+ * The SDK's error without its raw response (sockets, buffers): what is worth keeping as a cause in logs.
+ */
+function leanCause(err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(String(err));
+  const lean = new Error(err.message || s3ErrorCode(err) || 'object storage error');
+  lean.name = err.name;
+  return Object.assign(lean, { code: s3ErrorCode(err), status: s3Status(err) });
+}
+
+/**
  * An object-storage failure as the mirror reports it: UNAVAILABLE (503, clients retry), naming what failed.
  * Our own errors pass through unchanged.
  */
@@ -32,7 +42,7 @@ export function storageError(err: unknown, what: string): Error {
   const code = s3ErrorCode(err);
   const status = s3Status(err);
   const detail = [code, status === undefined ? undefined : `HTTP ${status}`].filter(Boolean).join(', ');
-  return new MirrorgateError('UNAVAILABLE', `object storage: ${what} failed: ${(err as Error)?.message ?? String(err)}${detail ? ` (${detail})` : ''}`, { cause: err });
+  return new MirrorgateError('UNAVAILABLE', `object storage: ${what} failed: ${(err as Error)?.message ?? String(err)}${detail ? ` (${detail})` : ''}`, { cause: leanCause(err) });
 }
 
 /**
@@ -61,5 +71,5 @@ export function startupError(err: unknown, where: string): MirrorgateError {
         return `cannot reach the object store: ${(err as Error)?.message ?? String(err)}${code ? ` (${code})` : ''}`;
     }
   })();
-  return new MirrorgateError('CONFIG_INVALID', `object storage ${where}: ${message}`, { cause: err, detail: { s3Code: code, status } });
+  return new MirrorgateError('CONFIG_INVALID', `object storage ${where}: ${message}`, { cause: leanCause(err), detail: { s3Code: code, status } });
 }
