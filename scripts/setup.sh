@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx and curl: the benchmark smoke test compares the mirror with nginx serving the same files.
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl)
+# ceph-mon, ceph-osd, radosgw, ceph-common: the object-storage tests start a one-node Ceph cluster with its
+# RADOS Gateway (test/helpers/ceph-rgw.ts); installing them starts no daemon (no systemd here, RUNLEVEL=1).
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl ceph-mon ceph-osd radosgw ceph-common)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -14,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  # RUNLEVEL=1: installing nginx must not start it as a system service (tests start their own).
+  # RUNLEVEL=1: installing nginx (or Ceph) must not start it as a system service (tests start their own).
   RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
