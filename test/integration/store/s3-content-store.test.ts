@@ -188,6 +188,25 @@ describe('S3ContentStore on Ceph RGW: parts, resumes and sweeps', () => {
     expect(err.message).toMatch(/503/);
   });
 
+  it('a reader going through the stored parts in small steps reads each part with one streamed GET', async () => {
+    const proxy = cleanup.add(await startS3FaultProxy(rgw.endpoint));
+    const client = rgwClient(rgw, { endpoint: proxy.url });
+    cleanup.add(() => client.destroy());
+    const { store } = smallPartStore(client);
+    const bytes = generateBytes('steps', 11 * MiB);
+    const digest = sha256(bytes);
+    const w = await store.writer(digest);
+    await w.append([bytes]);
+    const reader = await w.openReader();
+    for (let at = 0; at < bytes.length; at += 256 * 1024) {
+      const n = Math.min(256 * 1024, bytes.length - at);
+      expect((await reader.read(at, n)).equals(bytes.subarray(at, at + n))).toBe(true);
+    }
+    expect(proxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/uploads/')).map((r) => r.headers.range)).toEqual(['bytes=0-5242879', 'bytes=0-5242879']);
+    await reader.close();
+    await w.cancel();
+  });
+
   it('presigns GET URLs that serve the item to a plain HTTP client until they expire', async () => {
     const { store } = smallPartStore();
     const bytes = generateBytes('presigned', 300_000);

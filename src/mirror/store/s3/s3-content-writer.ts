@@ -7,6 +7,7 @@ import { parseDigest } from '../../../reference/grammar.js';
 import type { ContentWriter, PartialReader } from '../content-store.js';
 import type { BlobInfo } from '../types.js';
 import { composeObject, type Segment } from './compose.js';
+import { ObjectCursor } from './object-cursor.js';
 import { PartBuffer } from './part-buffer.js';
 import type { ContentKind, S3Keys } from './s3-keys.js';
 import type { S3Objects } from './s3-objects.js';
@@ -196,32 +197,30 @@ export class S3ContentWriter extends EventEmitter implements ContentWriter {
    */
   async openReader(): Promise<PartialReader> {
     if (this.state === 'cancelled') throw fail('BLOB_UPLOAD_UNKNOWN', 'the write was cancelled');
+    const cursor = new ObjectCursor(this.ctx.objects);
     if (this.state === 'committed' && !this.retained) {
       const key = this.finalKey!;
       const size = this.written;
-      const objects = this.ctx.objects;
       return {
-        read: async (position, length) => {
-          const end = Math.min(size, position + length);
-          return end <= position ? Buffer.alloc(0) : objects.readRange(key, position, end - 1);
-        },
-        close: async () => undefined,
+        read: async (position, length) => cursor.read(key, position, Math.max(0, Math.min(size, position + length) - position), size),
+        close: async () => cursor.close(),
       };
     }
     this.readers++;
     let closed = false;
     return {
-      read: (position, length) => this.readAt(position, length),
+      read: (position, length) => this.readAt(cursor, position, length),
       close: async () => {
         if (closed) return;
         closed = true;
+        cursor.close();
         this.readers--;
         if (this.readers === 0 && this.retained) await this.dropParts();
       },
     };
   }
 
-  private async readAt(position: number, length: number): Promise<Buffer> {
+  private async readAt(cursor: ObjectCursor, position: number, length: number): Promise<Buffer> {
     const out: Buffer[] = [];
     const end = position + length;
     for (let at = position; at < end; ) {
@@ -235,7 +234,7 @@ export class S3ContentWriter extends EventEmitter implements ContentWriter {
       }
       const seg = this.segmentAt(at);
       const stop = Math.min(end, seg.offset + seg.size);
-      out.push(await this.ctx.objects.readRange(seg.key, at - seg.offset, stop - seg.offset - 1));
+      out.push(await cursor.read(seg.key, at - seg.offset, stop - at, seg.size));
       at = stop;
     }
     return out.length === 1 ? out[0]! : Buffer.concat(out);
