@@ -19,5 +19,6 @@ export function createStorage(config: Pick<MirrorConfig, 'storage' | 'cache'>, c
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
     partSize: s3.partSize,
     staleWriteAgeMs: config.cache.staleTempAge,
+    ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
   });
 }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/common/clock.js';
 import { FsMetadataStore } from '../../../src/mirror/store/fs/fs-metadata-store.js';
@@ -44,7 +45,7 @@ describe('S3Storage on Ceph RGW', () => {
   const cleanup = useCleanup();
 
   /** A storage on a prefix of its own, with the filesystem metadata store in a temp dir. */
-  async function storage(opts: { client?: S3Client; bucket?: string; staleWriteAgeMs?: number; prefix?: string; metadataDir?: string } = {}) {
+  async function storage(opts: { client?: S3Client; bucket?: string; staleWriteAgeMs?: number; prefix?: string; metadataDir?: string; redirectTtlMs?: number } = {}) {
     const prefix = opts.prefix ?? `p${++prefixes}/`;
     const dir = opts.metadataDir ?? cleanup.add(await makeTempDir('mirrorgate-s3-metadata-')).path;
     const st = new S3Storage(opts.client ?? s3, new FsMetadataStore(new StorageLayout(dir), systemClock), {
@@ -52,6 +53,7 @@ describe('S3Storage on Ceph RGW', () => {
       endpoint: rgw.endpoint,
       partSize: 5 * MiB,
       staleWriteAgeMs: opts.staleWriteAgeMs ?? 3_600_000,
+      ...(opts.redirectTtlMs === undefined ? {} : { redirectTtlMs: opts.redirectTtlMs }),
     });
     cleanup.add(() => emptyPrefix(s3, BUCKET, prefix));
     return { storage: st, prefix, dir };
@@ -91,6 +93,19 @@ describe('S3Storage on Ceph RGW', () => {
     expect((await restarted.storage.blobs.listWrites()).map((w) => w.id)).toEqual([session.id]);
     expect((await restarted.storage.manifests.listWrites()).map((w) => [w.id, w.size])).toEqual([[young.id, 5 * MiB]]);
     for (const w of [old, session, young]) await w.cancel();
+  });
+
+  it('gives a presigned URL for a blob when redirects are configured, none otherwise', async () => {
+    const { storage: streamed, prefix } = await storage();
+    const bytes = Buffer.from('served from the store');
+    const digest = await putContent(streamed.blobs, bytes);
+    expect(await streamed.blobRedirectUrl(digest)).toBeUndefined();
+    const { storage: redirecting } = await storage({ prefix, redirectTtlMs: 5 * 60_000 });
+    const url = (await redirecting.blobRedirectUrl(digest))!;
+    expect(url).toContain('X-Amz-Expires=300');
+    const res = await request(url);
+    expect(res.statusCode).toBe(200);
+    expect(Buffer.from(await res.body.arrayBuffer()).equals(bytes)).toBe(true);
   });
 
   describe('start-up errors: one clear message each', () => {

@@ -19,6 +19,8 @@ export interface S3StorageOptions {
    * bucket are younger); those of upload sessions are kept.
    */
   staleWriteAgeMs: number;
+  /** Blob GETs may be answered with a presigned URL valid this long (`mirror.storage.s3.redirect`); unset: never. */
+  redirectTtlMs?: number;
 }
 
 /**
@@ -74,6 +76,14 @@ export class S3Storage implements Storage {
       }
     }
     return { swept };
+  }
+
+  /**
+   * Where a client may GET the blob itself (a presigned URL, for a `307`), when redirects are configured;
+   * undefined when blobs are to be streamed through the mirror.
+   */
+  async blobRedirectUrl(digest: string): Promise<string | undefined> {
+    return this.opts.redirectTtlMs === undefined ? undefined : this.blobs.presignedUrl(digest, this.opts.redirectTtlMs);
   }
 
   /** Object stores have no notion of free space the mirror could act on. */

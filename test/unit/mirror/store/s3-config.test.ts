@@ -57,6 +57,20 @@ describe('mirror.storage.s3', () => {
     (s3 as S3Storage).close();
     expect(createStorage(loadConfig({}).mirror, clock, {})).toBeInstanceOf(FsStorage);
   });
+
+  it('createStorage hands out presigned blob URLs only when redirect is on, valid redirectTtl', async () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const keys = { accessKeyId: { value: 'AK' }, secretAccessKey: { value: 'SK' }, endpoint: 'http://127.0.0.1:7480', forcePathStyle: true };
+    const on = createStorage(load({ bucket: 'bkt', prefix: 'p', redirect: true, redirectTtl: '5m', ...keys }), new ManualClock(0), {}) as S3Storage;
+    const url = new URL((await on.blobRedirectUrl(digest))!);
+    expect(url.pathname).toBe(`/bkt/p/blobs/sha256/${'a'.repeat(64)}`);
+    expect(url.searchParams.get('X-Amz-Expires')).toBe('300');
+    expect(url.searchParams.get('X-Amz-Credential')).toMatch(/^AK\//);
+    on.close();
+    const off = createStorage(load({ bucket: 'bkt', ...keys }), new ManualClock(0), {}) as S3Storage;
+    expect(await off.blobRedirectUrl(digest)).toBeUndefined();
+    off.close();
+  });
 });
 
 describe('createS3Client', () => {
