@@ -13,7 +13,7 @@ import { storageError } from './s3-errors.js';
 import type { S3Objects } from './s3-objects.js';
 
 /** S3's smallest part (all but the last), and its most parts per upload. */
-export const MIN_PART_BYTES = 5 * 1024 * 1024;
+const MIN_PART_BYTES = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 /** Part copies and uploads in flight at once during one commit. */
 const PART_CONCURRENCY = 4;

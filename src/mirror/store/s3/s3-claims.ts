@@ -7,7 +7,7 @@ import type { S3Objects } from './s3-objects.js';
 
 /** Holders rewrite their claim at least this often (the cache manager's heartbeat); older means gone. */
 const CLAIM_HEARTBEAT_MS = 30_000;
-export const CLAIM_STALE_MS = 4 * CLAIM_HEARTBEAT_MS;
+const CLAIM_STALE_MS = 4 * CLAIM_HEARTBEAT_MS;
 
 interface ClaimDoc extends StorageHolder {
   token: string;
