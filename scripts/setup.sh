@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # promtool, which tests the alerting rules (the server is not run). redis-server: the Redis metadata tests start their own.
 # chromium: the status page test drives it headless (through playwright-core, no browser download). podman: a pushing
 # client of the hosted-repository tests (login, pull, push; it never runs a container, and its socket service is not used).
-DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server chromium podman)
+# ceph-mon, ceph-osd, radosgw, ceph-common: the object-storage tests start a one-node Ceph cluster with its RADOS Gateway
+# (test/helpers/ceph-rgw.ts); installing them starts no daemon.
+DEBIAN_PACKAGES=(docker-registry skopeo umoci nginx curl prometheus redis-server chromium podman ceph-mon ceph-osd radosgw ceph-common)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -18,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  # RUNLEVEL=1: installing nginx, prometheus or redis-server must not start it as a system service (tests start their own).
+  # RUNLEVEL=1: installing nginx, prometheus, redis-server or Ceph must not start it as a system service (tests start their own).
   RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Only promtool is used. Where the package's service started anyway (systemd ignores RUNLEVEL), stop and disable it.
   if [[ " ${missing[*]} " == *" prometheus "* ]] && pgrep -x prometheus >/dev/null; then

@@ -305,6 +305,56 @@ export const mirrorWarmSchema = z
   })
   .strict();
 
+/** An S3 key prefix: `/`-separated segments of safe characters; stored with a trailing `/`. */
+const s3Prefix = z
+  .string()
+  .max(512)
+  .regex(/^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*\/?)?$/, 'a key prefix: segments of letters, digits, ".", "_", "-" (not starting with ".") separated by "/", no leading "/"')
+  .transform((p) => (p === '' || p.endsWith('/') ? p : `${p}/`));
+
+/** Content in an S3-compatible object store (Ceph RGW, MinIO, AWS S3); see docs/storage.md. */
+export const s3StorageSchema = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not an S3 bucket name (3-63 lowercase letters, digits, "." and "-")'),
+    /** The S3 API's URL (Ceph RGW, MinIO); unset: AWS S3 in `region`. */
+    endpoint: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')).optional(),
+    /** Unset: AWS_REGION, else us-east-1 (what RGW and MinIO accept by default). */
+    region: z.string().regex(/^[a-z0-9-]{1,64}$/, 'not a region name').optional(),
+    prefix: s3Prefix.default(''),
+    /** `endpoint/bucket/key` instead of `bucket.endpoint/key`: what RGW and MinIO need without wildcard DNS. */
+    forcePathStyle: z.boolean().default(false),
+    /** Both or neither; neither: the SDK's standard chain (AWS_* variables, shared files, web identity, instance roles). */
+    accessKeyId: secretSource.optional(),
+    secretAccessKey: secretSource.optional(),
+    /** PEM file of CA certificates trusted for the endpoint, besides the usual ones. */
+    caFile: z.string().min(1).optional(),
+    /** Answer blob GETs with a 307 to a presigned URL, so bytes go from the object store to the client directly. */
+    redirect: z.boolean().default(false),
+    /** How long a presigned URL is valid. */
+    redirectTtl: duration.default(20 * 60_000),
+    /** Bytes held in memory per write before they go to the store as one part (5 MiB is S3's minimum). */
+    partSize: size.default(8 * 1024 * 1024),
+    /** Attempts per request, with exponential backoff (the SDK's standard retry mode: 5xx, throttling, SlowDown). */
+    maxAttempts: z.number().int().min(1).max(20).default(5),
+    /** Most simultaneous connections to the endpoint. */
+    maxConnections: z.number().int().min(1).max(4096).default(128),
+    timeouts: z
+      .object({
+        connect: duration.default(10_000),
+        /** Longest silence on a connection while a request or response is under way. */
+        idle: duration.default(60_000),
+      })
+      .strict()
+      .default({ connect: 10_000, idle: 60_000 }),
+  })
+  .strict()
+  .refine((s) => (s.accessKeyId === undefined) === (s.secretAccessKey === undefined), {
+    message: 'give both accessKeyId and secretAccessKey, or neither',
+    path: ['secretAccessKey'],
+  })
+  .refine((s) => s.partSize >= 5 * 1024 * 1024 && s.partSize <= 64 * 1024 * 1024, { message: 'between 5MiB and 64MiB', path: ['partSize'] })
+  .refine((s) => s.redirectTtl >= 1000 && s.redirectTtl <= 7 * 86_400_000, { message: 'between 1s and 7d (the longest a signature allows)', path: ['redirectTtl'] });
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -314,6 +364,8 @@ export const mirrorSchema = z
         maxSize: size.optional(),
         /** Evict when the file system has less free space than this. */
         minFreeSpace: size.optional(),
+        /** Content (blobs, manifests) in object storage; metadata stays under `path`. */
+        s3: s3StorageSchema.optional(),
       })
       .strict()
       .default({ path: './data' }),
@@ -453,6 +505,7 @@ export type MirrorAuthConfig = z.output<typeof mirrorAuthSchema>;
 export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
 export type MirrorRedisConfig = z.output<typeof mirrorRedisSchema>;
+export type S3StorageConfig = z.output<typeof s3StorageSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type MirrorWarmConfig = z.output<typeof mirrorWarmSchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;

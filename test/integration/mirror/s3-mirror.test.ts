@@ -1,0 +1,104 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RawConfig } from '../../../src/config/load.js';
+import type { S3Storage } from '../../../src/mirror/store/s3/s3-storage.js';
+import { startCephRgw, type CephRgw } from '../../helpers/ceph-rgw.js';
+import { startDockerRegistry } from '../../helpers/docker-registry.js';
+import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
+import { pushImage, type PushedImage } from '../../helpers/images.js';
+import { startMirror, type TestMirror } from '../../helpers/mirror.js';
+import { createBucket, listKeys, rgwClient } from '../../helpers/s3-bucket.js';
+import { readDirImage, skopeoCopy } from '../../helpers/skopeo.js';
+import { Cleanup, makeTempDir } from '../../helpers/tmp.js';
+
+const BUCKET = 'mirror';
+const cleanup = new Cleanup();
+let rgw: CephRgw;
+let s3: S3Client;
+let hub: HubFront;
+let image: PushedImage;
+
+beforeAll(async () => {
+  rgw = cleanup.add(await startCephRgw());
+  s3 = rgwClient(rgw);
+  cleanup.add(() => s3.destroy());
+  await createBucket(s3, BUCKET);
+  const registry = cleanup.add(await startDockerRegistry());
+  // A layer larger than a part (8 MiB): stored in parts while it downloads, composed at the commit.
+  image = await pushImage(registry.url, 'library/app', 'v1', { layers: [2048, 300_000, 9 * 1024 * 1024 + 5], format: 'oci', seed: 's3-mirror' });
+  hub = cleanup.add(await startHubFront({ target: registry.url }));
+}, 120_000);
+
+afterAll(() => cleanup.run());
+
+/** A mirror whose content is in the bucket, with its metadata in a fresh directory of its own. */
+async function s3Mirror(): Promise<TestMirror> {
+  const metadata = cleanup.add(await makeTempDir('mirrorgate-s3-metadata-'));
+  const s3Config = {
+    endpoint: rgw.endpoint,
+    region: rgw.region,
+    bucket: BUCKET,
+    prefix: 'cache',
+    forcePathStyle: true,
+    accessKeyId: { value: rgw.accessKeyId },
+    secretAccessKey: { value: rgw.secretAccessKey },
+  };
+  const mirror = await startMirror({
+    upstreams: { 'docker.io': hub.url },
+    storage: metadata,
+    config: { mirror: { storage: { path: metadata.path, s3: s3Config } } as RawConfig },
+  });
+  cleanup.add(async () => {
+    await mirror.stop();
+    (mirror.server.storage as S3Storage).close();
+  });
+  return mirror;
+}
+
+async function pull(mirror: TestMirror, ref: string) {
+  const out = cleanup.add(await makeTempDir('mirrorgate-pull-'));
+  await skopeoCopy(`docker://${mirror.host}/${ref}`, `dir:${out.path}`, { throwOnError: true });
+  return readDirImage(out.path);
+}
+
+describe('a mirror on Ceph RGW', () => {
+  it('pulls an image into the bucket; a second mirror on the same bucket serves it warm with no upstream GET', async () => {
+    const cold = await s3Mirror();
+    expect(cold.server.storage.description).toBe(`s3://${BUCKET}/cache/ at ${rgw.endpoint}`);
+    hub.reset();
+    const first = await pull(cold, 'library/app:v1');
+    expect(first.manifestDigest).toBe(image.digest);
+    const blobs = [image.config.digest, ...image.layers.map((l) => l.digest)];
+    expect(first.blobs.sort()).toEqual([...blobs].sort());
+    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(4);
+
+    // Everything is in the bucket, verified and composed; nothing is left in progress. (The client has its
+    // last byte once the blob is verified, a moment before the commit makes it visible.)
+    const key = (d: string) => d.replace(':', '/');
+    const want = blobs.map((d) => `cache/blobs/${key(d)}`).sort();
+    for (const until = Date.now() + 10_000; (await listKeys(s3, BUCKET, 'cache/blobs/')).length < want.length && Date.now() < until; ) await sleep(50);
+    expect(await listKeys(s3, BUCKET, 'cache/blobs/')).toEqual(want);
+    expect(await listKeys(s3, BUCKET, 'cache/manifests/')).toEqual([`cache/manifests/${key(image.digest)}`]);
+    expect(await listKeys(s3, BUCKET, 'cache/uploads/')).toEqual([]);
+    await cold.stop();
+
+    // Another replica: its own (empty) metadata, the same bucket. Its upstream confirms what it serves with
+    // HEADs; no byte comes from the upstream again.
+    const warm = await s3Mirror();
+    hub.reset();
+    const second = await pull(warm, `library/app@${image.digest}`);
+    expect(second.manifestDigest).toBe(image.digest);
+    expect(second.blobs.sort()).toEqual([...blobs].sort());
+    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
+    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
+
+    // A tag lives in the metadata, which this replica does not share: it asks the upstream for it (one
+    // manifest GET); the blobs still come from the bucket.
+    hub.reset();
+    const byTag = await pull(warm, 'library/app:v1');
+    expect(byTag.manifestDigest).toBe(image.digest);
+    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
+    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(1);
+  }, 120_000);
+});
