@@ -137,8 +137,10 @@ export const mirrorLimitsSchema = z
     /** Longest query string, and most query parameters. */
     maxQueryLength: z.number().int().min(16).max(65_536).default(2048),
     maxQueryParams: z.number().int().min(1).max(256).default(16),
-    /** How long a client may take to send its whole request (not the response: blob downloads are not cut). */
+    /** How long a client may take to send its whole request (not the response: blob downloads are not cut); pushes see `uploadStallTimeout`. */
     requestTimeout: duration.default(60_000),
+    /** A push body (a blob chunk, a manifest) that brings less than 64 KiB in this long is cut: pushes of any size, never a trickle. */
+    uploadStallTimeout: duration.default(30_000),
     /** A socket with no traffic either way for this long is closed (stalled readers, idle half-open connections). */
     idleTimeout: duration.default(120_000),
     keepAliveTimeout: duration.default(65_000),

@@ -7,12 +7,20 @@ import { sendError } from './error-envelope.js';
 /** Requests that carry content: blob uploads (any size, streamed) and manifest pushes (capped by their route). */
 const PUSH_PATH = /^\/v2\/.+\/(?:blobs\/uploads(?:\/[^/]*)?|manifests\/[^/]+)$/;
 
+/** Least a push body must bring per `uploadStallTimeout`. */
+const STALL_BYTES = 64 * 1024;
+
 /**
  * Refuses requests no registry client sends, before any route sees them: bodies on anything but a push,
  * larger than the limit or of unknown length (answered 413 and the connection closed, so the body is never
- * read), and query strings that are too long or have too many parameters.
+ * read), and query strings that are too long or have too many parameters. Bounds the time a body may take:
+ * `requestTimeout` in all for a small one, and for a push (any size: a layer may be gigabytes) at least 64 KiB
+ * every `uploadStallTimeout`; a body that falls behind has its connection destroyed.
  */
-export function requestGuard(limits: Pick<MirrorLimitsConfig, 'maxBodySize' | 'maxQueryLength' | 'maxQueryParams'>, logger: Logger) {
+export function requestGuard(
+  limits: Pick<MirrorLimitsConfig, 'maxBodySize' | 'maxQueryLength' | 'maxQueryParams' | 'requestTimeout' | 'uploadStallTimeout'>,
+  logger: Logger,
+) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const length = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;
@@ -30,8 +38,36 @@ export function requestGuard(limits: Pick<MirrorLimitsConfig, 'maxBodySize' | 'm
         return;
       }
     }
+    if (chunked || Number(length ?? 0) > 0) watchBody(req, res, push ? { stallMs: limits.uploadStallTimeout } : { totalMs: limits.requestTimeout }, logger);
     next();
   };
+}
+
+/** Destroys the connection of a request whose body is not all there in `totalMs`, or stalls for `stallMs`. */
+function watchBody(req: Request, res: Response, limit: { totalMs: number } | { stallMs: number }, logger: Logger): void {
+  const socket = req.socket;
+  let seen = socket.bytesRead;
+  const cut = (why: string): void => {
+    logger.warn({ method: req.method, path: req.path.slice(0, 200), why }, 'request body too slow: connection closed');
+    socket.destroy();
+  };
+  const timer =
+    'totalMs' in limit
+      ? limit.totalMs > 0
+        ? setTimeout(() => cut(`not received within ${limit.totalMs} ms`), limit.totalMs)
+        : undefined
+      : limit.stallMs > 0
+        ? setInterval(() => {
+            if (socket.bytesRead - seen < STALL_BYTES) cut(`less than ${STALL_BYTES} bytes in ${limit.stallMs} ms`);
+            seen = socket.bytesRead;
+          }, limit.stallMs)
+        : undefined;
+  if (!timer) return;
+  timer.unref();
+  // Not when the answer is sent: a body still trickling in would hold the connection after it.
+  const done = (): void => clearTimeout(timer);
+  req.once('end', done);
+  socket.once('close', done);
 }
 
 /**

@@ -18,12 +18,12 @@ export function createHttpServer(app: RequestListener, mirror: Pick<MirrorConfig
   const headersTimeout = mirror.headersTimeout;
   const options: http.ServerOptions = {
     headersTimeout,
-    // Node refuses a request timeout below the headers timeout.
-    requestTimeout: limits.requestTimeout > 0 ? Math.max(limits.requestTimeout, headersTimeout) : 0,
+    // Request bodies get their own limits (see requestGuard): Node's would cut a push of a large layer.
+    requestTimeout: 0,
     keepAliveTimeout: limits.keepAliveTimeout,
     maxHeaderSize: limits.maxHeaderSize,
     // Timeouts are enforced on this tick; the default 30 s would let a slow client overstay by that much.
-    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(headersTimeout, limits.requestTimeout || headersTimeout) / 4))),
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4))),
   };
   // A TLS handshake comes before the headers and gets as long (Node's default is 120 s).
   const server = tls ? https.createServer({ ...options, ...TLS_DEFAULTS, ...tls.current, handshakeTimeout: headersTimeout }, app) : http.createServer(options, app);

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
@@ -18,6 +19,7 @@ import { Cleanup, makeTempDir } from '../../helpers/tmp.js';
 const HEADERS_TIMEOUT = 1000;
 const REQUEST_TIMEOUT = 2000;
 const IDLE_TIMEOUT = 3000;
+const STALL_TIMEOUT = 1000;
 const MAX_CONNECTIONS = 8;
 /** Timeouts are checked every quarter of the headers timeout; the 408 is flushed, then the socket destroyed. */
 const SLACK = 1500;
@@ -39,7 +41,8 @@ beforeAll(async () => {
       config: {
         mirror: {
           headersTimeout: `${HEADERS_TIMEOUT}ms`,
-          limits: { requestTimeout: `${REQUEST_TIMEOUT}ms`, idleTimeout: `${IDLE_TIMEOUT}ms`, maxConnections: MAX_CONNECTIONS },
+          limits: { requestTimeout: `${REQUEST_TIMEOUT}ms`, uploadStallTimeout: `${STALL_TIMEOUT}ms`, idleTimeout: `${IDLE_TIMEOUT}ms`, maxConnections: MAX_CONNECTIONS },
+          hosted: { repositories: ['team/**'] },
         },
       },
     }),
@@ -122,13 +125,39 @@ describe('slow clients', () => {
     }
   });
 
-  it('destroys a connection that trickles a request body past the request timeout', async () => {
-    const held = hold(port, 'POST /v2/library/big/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n', () => 'x');
+  it('destroys a connection that trickles a request body past the request timeout, even after the answer', async () => {
+    const held = hold(port, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n', () => 'x');
     try {
       expect(await within(held, REQUEST_TIMEOUT + SLACK + 3000)).toBeLessThan(REQUEST_TIMEOUT + SLACK);
     } finally {
       held.stop();
     }
+  });
+
+  it('destroys a push whose body stalls, and lets a steady push take longer than the request timeout', async () => {
+    const start = await request(`${mirror.url}/v2/team/app/blobs/uploads/`, { method: 'POST' });
+    await start.body.dump();
+    const location = String(start.headers.location);
+    const held = hold(port, `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n`, () => 'x'.repeat(100));
+    try {
+      expect(await within(held, 2 * STALL_TIMEOUT + SLACK + 3000)).toBeLessThan(2 * STALL_TIMEOUT + SLACK);
+    } finally {
+      held.stop();
+    }
+    // 4 MiB sent in 256 KiB pieces over about 3 s: slower in all than the request timeout, never stalled.
+    const piece = Buffer.alloc(256 * 1024, 7);
+    async function* steady(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 16; i++) {
+        yield piece;
+        await sleep(190);
+      }
+    }
+    const other = await request(`${mirror.url}/v2/team/app/blobs/uploads/`, { method: 'POST' });
+    await other.body.dump();
+    const patched = await request(`${mirror.url}${String(other.headers.location)}`, { method: 'PATCH', body: Readable.from(steady()), headers: { 'content-type': 'application/octet-stream' } });
+    await patched.body.dump();
+    expect(patched.statusCode).toBe(202);
+    expect(patched.headers.range).toBe(`0-${16 * piece.length - 1}`);
   });
 
   it('destroys a connection that keeps sending after the parser refused its request', async () => {
