@@ -251,6 +251,25 @@ describe('hostile clients', () => {
     expect((JSON.parse(answer.body.toString()) as { errors: { code: string }[] }).errors[0]!.code).toBe('UNSUPPORTED');
   });
 
+  it('never serves content cached for one repository through another name (by digest, across upstreams)', async () => {
+    const accept = MediaTypes.dockerManifest;
+    const pulled = await request(`${mirror.url}/v2/library/alpine/manifests/3.20`, { headers: { accept } });
+    await pulled.body.dump();
+    expect(pulled.statusCode).toBe(200);
+    const layer = image.layers[0]!.digest;
+    const own = await request(`${mirror.url}/v2/library/alpine/blobs/${layer}`);
+    await own.body.dump();
+    expect(own.statusCode).toBe(200);
+    // The upstream holds neither name: the cached copies are not theirs to read.
+    for (const name of ['library/other', 'attacker/alpine', 'docker.io/library/alpinex']) {
+      const blob = await request(`${mirror.url}/v2/${name}/blobs/${layer}`);
+      expect((await blob.body.json()) as unknown, name).toMatchObject({ errors: [{ code: 'BLOB_UNKNOWN' }] });
+      expect(blob.statusCode).toBe(404);
+      const manifest = await request(`${mirror.url}/v2/${name}/manifests/${image.digest}`, { headers: { accept } });
+      expect((await manifest.body.json()) as unknown, name).toMatchObject({ errors: [{ code: 'MANIFEST_UNKNOWN' }] });
+    }
+  });
+
   it('refuses a push to a proxied repository with 403 and closes without reading the body', async () => {
     const answer = await rawRequest(port, `POST /v2/library/alpine/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\nabc`, 5000);
     expect(answer.hung).toBe(false);
