@@ -174,6 +174,16 @@ export const mirrorCacheSchema = z
   .strict()
   .refine((c) => c.lowWater < c.highWater, { message: 'lowWater must be below highWater' });
 
+/** A regular expression, as written in the configuration (compiled where it is used). */
+const regexSource = z.string().refine((r) => {
+  try {
+    new RegExp(r);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'not a regular expression');
+
 /** A retention policy: which repositories it covers and which of their tags it keeps (docs/cache.md). */
 export const retentionPolicySchema = z
   .object({
@@ -184,31 +194,11 @@ export const retentionPolicySchema = z
     /** Keep the N most recently used tags (tags matching `keepTags` do not count); older ones are removed. */
     keepLast: z.number().int().min(0).optional(),
     /** Tags matching this regular expression are never removed by retention (e.g. releases). */
-    keepTags: z
-      .string()
-      .refine((r) => {
-        try {
-          new RegExp(r);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'not a regular expression')
-      .optional(),
+    keepTags: regexSource.optional(),
     /** Tags (and untagged manifests) not used for this long are removed (hosted repositories: not pushed for this long). */
     expireAfter: duration.optional(),
     /** With `expireAfter`: only tags matching this regular expression expire (e.g. `^pr-`); others stay. */
-    expireTags: z
-      .string()
-      .refine((r) => {
-        try {
-          new RegExp(r);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'not a regular expression')
-      .optional(),
+    expireTags: regexSource.optional(),
     /** Remove every tag that is not a semantic version (`1.2.3`, `v1.2.3-rc.1`), unless `keepTags` keeps it. */
     semverOnly: z.boolean().optional(),
   })

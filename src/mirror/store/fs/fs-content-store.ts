@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { open, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fail } from '../../../common/errors.js';
 import { parseDigest } from '../../../reference/grammar.js';
@@ -7,7 +7,7 @@ import type { ContentEntry, ContentRead, ContentStore, PendingWrite } from '../c
 import { resolveRange } from '../range.js';
 import type { BlobInfo, RangeRequest } from '../types.js';
 import { FsContentWriter, WRITE_SUFFIX } from './fs-content-writer.js';
-import { isMissing } from './missing.js';
+import { dirNames, isMissing } from './missing.js';
 import type { ContentKind, StorageLayout } from './layout.js';
 
 /** 256 KiB reads: as fast as larger ones here, and a quarter of the memory per stream (each read allocates). */
@@ -67,7 +67,7 @@ export class FsContentStore implements ContentStore {
   }
 
   async listWrites(): Promise<PendingWrite[]> {
-    const names = (await readdir(this.layout.tmpDir).catch((err: unknown) => (isMissing(err) ? [] : Promise.reject(err)))) as string[];
+    const names = await dirNames(this.layout.tmpDir);
     const out: PendingWrite[] = [];
     for (const name of names.sort()) {
       if (!name.startsWith(`${this.kind}-`) || !name.endsWith(WRITE_SUFFIX)) continue;
@@ -98,10 +98,10 @@ export class FsContentStore implements ContentStore {
     const files: { digest: string; file: string }[] = [];
     // Directory order is <alg>/<2 hex>/<hex>: sorted at each level, that is digest order.
     const afterDir = opts.after === undefined ? undefined : opts.after.slice(0, opts.after.indexOf(':') + 3);
-    outer: for (const alg of (await names(base)).sort()) {
-      for (const prefix of (await names(path.join(base, alg))).sort()) {
+    outer: for (const alg of (await dirNames(base)).sort()) {
+      for (const prefix of (await dirNames(path.join(base, alg))).sort()) {
         if (afterDir !== undefined && `${alg}:${prefix}` < afterDir) continue;
-        for (const hex of (await names(path.join(base, alg, prefix))).sort()) {
+        for (const hex of (await dirNames(path.join(base, alg, prefix))).sort()) {
           const digest = `${alg}:${hex}`;
           if (!hex.startsWith(prefix) || !parseDigest(digest) || (opts.after !== undefined && digest <= opts.after)) continue;
           files.push({ digest, file: path.join(base, alg, prefix, hex) });
@@ -128,14 +128,5 @@ export class FsContentStore implements ContentStore {
     const d = parseDigest(digest);
     if (!d) throw fail('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}`);
     return d.algorithm;
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isMissing(err)) return [];
-    throw err;
   }
 }

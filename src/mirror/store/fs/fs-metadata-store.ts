@@ -9,7 +9,7 @@ import type { RepositoryRef, TagRecord } from '../types.js';
 import { WeightedLru } from '../weighted-lru.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { StorageLayout } from './layout.js';
-import { isMissing } from './missing.js';
+import { dirNames, isMissing } from './missing.js';
 
 interface AccessFile {
   version: 1;
@@ -276,15 +276,6 @@ function tagKey(repo: RepositoryRef, tag: string): string {
 
 function linkKey(repo: RepositoryRef, kind: LinkKind, digest: string): string {
   return `${kind}:${repo.upstream}/${repo.path}@${digest}`;
-}
-
-async function dirNames(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isMissing(err)) return [];
-    throw err;
-  }
 }
 
 /** A small JSON file, or undefined when it is missing or does not parse (torn by a crash). */
