@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { freePort, makeTempDir, type TempDir } from '../../test/helpers/tmp.js';
+import { reapOnExit } from '../../test/helpers/reap-children.js';
 
 /**
  * The servers under test, each its own process so its CPU and memory can be read from /proc: the mirror
@@ -18,19 +19,6 @@ import { freePort, makeTempDir, type TempDir } from '../../test/helpers/tmp.js';
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
-/** Children still running, killed if the bench exits without stopping them. */
-const live = new Set<ChildProcess>();
-let hooked = false;
-function track(child: ChildProcess): void {
-  if (!hooked) {
-    hooked = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-}
 
 /**
  * Compiles the mirror into bench/results/build and returns its entry point and the revision built. By default
@@ -169,7 +157,7 @@ export async function startMirrorProcess(opts: MirrorProcessOptions): Promise<Mi
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  track(child);
+  reapOnExit(child);
   let log = '';
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = await new Promise<string>((resolveUrl, reject) => {
@@ -256,7 +244,7 @@ export async function startNginx(root: string, opts: { workers?: number } = {}):
     const confPath = join(dir.path, 'nginx.conf');
     await writeFile(confPath, conf);
     const child = spawn('nginx', ['-p', dir.path, '-c', confPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    track(child);
+    reapOnExit(child);
     let log = '';
     child.stderr!.on('data', (c: Buffer) => (log += c.toString('utf8')));
     const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { freePort, makeTempDir } from './tmp.js';
+import { reapOnExit } from './reap-children.js';
 
 const run = promisify(execFile);
 
@@ -46,16 +47,6 @@ export interface CephRgwOptions {
 
 const BINARIES = ['/usr/bin/ceph-mon', '/usr/bin/ceph-osd', '/usr/bin/radosgw', '/usr/bin/ceph', '/usr/bin/radosgw-admin', '/usr/bin/monmaptool'];
 
-/** Daemons still running, killed if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 /** What made a one-node cluster start in seconds here (see the comments for why each line is there). */
 function cephConf(dir: string, fsid: string, monPort: number, rgwFrontends: string, osdBytes: number): string {
@@ -143,9 +134,7 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
     const osdUuid = randomUUID();
     const daemon = (cmd: string, args: string[]): ChildProcess => {
       const child = spawn(cmd, ['-c', conf, ...args, '-f'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      installExitHook();
-      live.add(child);
-      child.once('exit', () => live.delete(child));
+      reapOnExit(child);
       children.push(child);
       return child;
     };

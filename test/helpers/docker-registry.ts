@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { freePort, makeTempDir } from './tmp.js';
+import { reapOnExit } from './reap-children.js';
 
 /**
  * Debian's real `docker-registry` (distribution 2.8) on 127.0.0.1, with a throw-away filesystem store.
@@ -46,16 +47,6 @@ export interface DockerRegistry {
 
 const LOG_LIMIT = 1 << 20;
 
-/** Children still running, killed synchronously if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Promise<DockerRegistry> {
   // A port from freePort() can be taken before the registry binds it: retry on "address already in use".
@@ -104,8 +95,7 @@ async function startOnce(opts: DockerRegistryOptions, port: number): Promise<Doc
 
   const binary = opts.binary ?? process.env.DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
   const child = spawn(binary, ['serve', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  installExitHook();
-  live.add(child);
+  reapOnExit(child);
   let log = '';
   const append = (chunk: Buffer): void => {
     log += chunk.toString('utf8');
@@ -118,12 +108,10 @@ async function startOnce(opts: DockerRegistryOptions, port: number): Promise<Doc
   const exitPromise = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
       exited = { code, signal };
-      live.delete(child);
       resolve();
     });
     child.once('error', (err) => {
       spawnError = err;
-      live.delete(child);
       resolve();
     });
   });

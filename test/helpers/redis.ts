@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { freePort, makeTempDir } from './tmp.js';
+import { reapOnExit } from './reap-children.js';
 
 /**
  * Debian's real `redis-server` on 127.0.0.1, in a temp directory, without persistence (`--save ''`,
@@ -34,19 +35,9 @@ export interface TestRedis {
 
 const BINARY = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
 
 export async function startRedis(): Promise<TestRedis> {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} not found: run scripts/setup.sh (it installs Debian's redis-server)`);
-  installExitHook();
   const dir = await makeTempDir('mirrorgate-redis-');
   let port = 0;
   let child: ChildProcess | undefined;
@@ -57,8 +48,7 @@ export async function startRedis(): Promise<TestRedis> {
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path, '--daemonize', 'no', '--protected-mode', 'no', '--loglevel', 'notice'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    live.add(proc);
-    proc.once('exit', () => live.delete(proc));
+    reapOnExit(proc);
     let out = '';
     const result = await new Promise<'ready' | 'in-use' | Error>((resolve) => {
       const onData = (chunk: Buffer): void => {
