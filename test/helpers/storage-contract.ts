@@ -525,9 +525,11 @@ export function describeContentStoreContract(name: string, makeStore: () => Prom
       expect(await store.listWrites()).toEqual([]);
     });
 
-    it('streams 64 MiB in and out (through stream and append) with flat memory', async () => {
-      const total = 64 * MiB;
-      const bound = 48 * MiB;
+    it('streams 96 MiB in and out (through stream and append) with flat memory', async () => {
+      // A store that held the item in memory would grow by more than its size; garbage the test itself makes
+      // (a fresh buffer per chunk) and a loaded machine's late collections take some of the rest.
+      const total = 96 * MiB;
+      const bound = 64 * MiB;
       // Reproducible chunks, a fresh buffer each (a writer may hold a chunk until its write completes).
       const seed = randomBytes(32);
       function* chunks(): Generator<Buffer> {
