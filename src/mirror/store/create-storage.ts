@@ -8,8 +8,12 @@ import { StorageLayout } from './fs/layout.js';
 import { createRedisClient, redactRedisUrl } from './redis/redis-client.js';
 import { RedisMetadataStore } from './redis/redis-metadata-store.js';
 import { RedisStorage } from './redis/redis-storage.js';
+import { isHosted } from '../hosted/hosted-names.js';
 import { createS3Client } from './s3/s3-client.js';
+import { S3MetadataStore } from './s3/s3-metadata-store.js';
+import { S3Objects } from './s3/s3-objects.js';
 import { S3Storage } from './s3/s3-storage.js';
+import { SplitMetadataStore } from './split-metadata-store.js';
 import type { Storage } from './storage.js';
 
 export interface StorageDeps {
@@ -23,20 +27,28 @@ export interface StorageDeps {
 
 /**
  * The storage the configuration names: content on the filesystem (the embedded default) or in S3-compatible
- * object storage (`storage.s3`), metadata on the filesystem under `storage.path`, with Redis in front of the
- * metadata when `mirror.redis` is set. The caller closes it (`close`) when done.
+ * object storage (`storage.s3`), with Redis in front of the metadata when `mirror.redis` is set. Metadata is
+ * on the filesystem under `storage.path`; with object storage, that of hosted repositories and upload
+ * sessions is in the bucket instead, since every replica sharing the bucket must see it and it exists
+ * nowhere else. The caller closes it (`close`) when done.
  */
 export function createStorage(config: Pick<MirrorConfig, 'storage' | 'redis' | 'cache'>, deps: StorageDeps): Storage {
   const s3 = config.storage.s3;
-  const base: Storage = s3
-    ? new S3Storage(createS3Client(s3, deps.env), new FsMetadataStore(new StorageLayout(config.storage.path), deps.clock), {
-        location: { bucket: s3.bucket, prefix: s3.prefix },
-        ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
-        partSize: s3.partSize,
-        staleWriteAgeMs: config.cache.staleTempAge,
-        ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
-      })
-    : new FsStorage(config.storage.path, deps.clock);
+  let base: Storage;
+  if (s3) {
+    const client = createS3Client(s3, deps.env);
+    const shared = new S3MetadataStore(new S3Objects(client, s3.bucket), s3.prefix, deps.clock);
+    const local = new FsMetadataStore(new StorageLayout(config.storage.path), deps.clock);
+    base = new S3Storage(client, new SplitMetadataStore(shared, local, isHosted), {
+      location: { bucket: s3.bucket, prefix: s3.prefix },
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+      partSize: s3.partSize,
+      staleWriteAgeMs: config.cache.staleTempAge,
+      ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
+    });
+  } else {
+    base = new FsStorage(config.storage.path, deps.clock);
+  }
   const redis = config.redis;
   if (!redis) return base;
   const client = createRedisClient(redis, deps.env);
