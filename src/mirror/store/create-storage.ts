@@ -2,18 +2,14 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorConfig } from '../../config/schema.js';
-import { FsMetadataStore } from './fs/fs-metadata-store.js';
 import { FsStorage } from './fs/fs-storage.js';
-import { StorageLayout } from './fs/layout.js';
 import { createRedisClient, redactRedisUrl } from './redis/redis-client.js';
 import { RedisMetadataStore } from './redis/redis-metadata-store.js';
 import { RedisStorage } from './redis/redis-storage.js';
-import { isHosted } from '../hosted/hosted-names.js';
 import { createS3Client } from './s3/s3-client.js';
 import { S3MetadataStore } from './s3/s3-metadata-store.js';
 import { S3Objects } from './s3/s3-objects.js';
 import { S3Storage } from './s3/s3-storage.js';
-import { SplitMetadataStore } from './split-metadata-store.js';
 import type { Storage } from './storage.js';
 
 export interface StorageDeps {
@@ -28,18 +24,17 @@ export interface StorageDeps {
 /**
  * The storage the configuration names: content on the filesystem (the embedded default) or in S3-compatible
  * object storage (`storage.s3`), with Redis in front of the metadata when `mirror.redis` is set. Metadata is
- * on the filesystem under `storage.path`; with object storage, that of hosted repositories and upload
- * sessions is in the bucket instead, since every replica sharing the bucket must see it and it exists
- * nowhere else. The caller closes it (`close`) when done.
+ * beside the content: under `storage.path`, or in the bucket, where every replica sharing it reads the same
+ * records (hosted repositories' exist nowhere else, and each cache pass must see every replica's
+ * references). The caller closes it (`close`) when done.
  */
 export function createStorage(config: Pick<MirrorConfig, 'storage' | 'redis' | 'cache'>, deps: StorageDeps): Storage {
   const s3 = config.storage.s3;
   let base: Storage;
   if (s3) {
     const client = createS3Client(s3, deps.env);
-    const shared = new S3MetadataStore(new S3Objects(client, s3.bucket), s3.prefix, deps.clock);
-    const local = new FsMetadataStore(new StorageLayout(config.storage.path), deps.clock);
-    base = new S3Storage(client, new SplitMetadataStore(shared, local, isHosted), {
+    const metadata = new S3MetadataStore(new S3Objects(client, s3.bucket), s3.prefix, deps.clock);
+    base = new S3Storage(client, metadata, {
       location: { bucket: s3.bucket, prefix: s3.prefix },
       ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
       partSize: s3.partSize,

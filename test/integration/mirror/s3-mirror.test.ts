@@ -65,7 +65,7 @@ async function pull(mirror: TestMirror, ref: string) {
 }
 
 describe('a mirror on Ceph RGW', () => {
-  it('pulls an image into the bucket; a second mirror on the same bucket serves it warm with no upstream GET', async () => {
+  it('pulls an image into the bucket; a second mirror on the same bucket serves it warm, by digest and by tag, with no upstream GET', async () => {
     const cold = await s3Mirror();
     expect(cold.server.storage.description).toBe(`s3://${BUCKET}/cache/ at ${rgw.endpoint}`);
     hub.reset();
@@ -85,23 +85,18 @@ describe('a mirror on Ceph RGW', () => {
     expect(await listKeys(s3, BUCKET, 'cache/uploads/')).toEqual([]);
     await cold.stop();
 
-    // Another replica: its own (empty) metadata, the same bucket. Its upstream confirms what it serves with
-    // HEADs; no byte comes from the upstream again.
+    // Another replica, the same bucket: tags, links and content are all there. No byte and no tag comes from
+    // the upstream again.
     const warm = await s3Mirror();
     hub.reset();
     const second = await pull(warm, `library/app@${image.digest}`);
     expect(second.manifestDigest).toBe(image.digest);
     expect(second.blobs.sort()).toEqual([...blobs].sort());
-    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
-    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
-
-    // A tag lives in the metadata, which this replica does not share: it asks the upstream for it (one
-    // manifest GET); the blobs still come from the bucket.
-    hub.reset();
     const byTag = await pull(warm, 'library/app:v1');
     expect(byTag.manifestDigest).toBe(image.digest);
     expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
-    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(1);
+    expect(hub.count({ kind: 'blob', method: 'HEAD' })).toBe(0);
+    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
   }, 120_000);
 });
 
