@@ -34,8 +34,9 @@ export interface CurlResult {
  * Downloads every URL once with one curl process, all at the same time (`--parallel`), bodies to /dev/null.
  * Throws when a transfer does not answer 200.
  */
-export async function curlDownload(urls: string[], opts: { headers?: Record<string, string> } = {}): Promise<CurlResult> {
+export async function curlDownload(urls: string[], opts: { headers?: Record<string, string>; followRedirects?: boolean } = {}): Promise<CurlResult> {
   const args = ['-s', '--http1.1', '-w', '%{http_code} %{size_download} %{time_total}\\n'];
+  if (opts.followRedirects) args.push('-L');
   if (urls.length > 1) args.push('--parallel', '--parallel-immediate', '--parallel-max', String(urls.length));
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
   for (const u of urls) args.push('-o', '/dev/null', u);

@@ -356,7 +356,7 @@ export const mirrorSchema = z
         maxSize: size.optional(),
         /** Evict when the file system has less free space than this. */
         minFreeSpace: size.optional(),
-        /** Content (blobs, manifests) in object storage; metadata stays under `path`. */
+        /** Content (blobs, manifests) and metadata in object storage (`path` is then unused). */
         s3: s3StorageSchema.optional(),
       })
       .strict()

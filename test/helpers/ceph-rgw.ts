@@ -31,6 +31,11 @@ export interface CephRgw {
   readonly startMs: number;
   /** Creates another gateway user with `radosgw-admin user create`. */
   createUser(uid: string): Promise<{ accessKeyId: string; secretAccessKey: string }>;
+  /**
+   * Kills the gateway (SIGKILL: connections drop mid-request) and starts it again on the same port, after
+   * `downMs` (default 0) during which connections are refused; resolves once it answers again.
+   */
+  restartGateway(downMs?: number): Promise<void>;
   /** The gateway's log (the last 64 KiB), for failure messages. */
   logs(): Promise<string>;
   stop(): Promise<void>;
@@ -157,13 +162,28 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
       if (Date.now() > deadline) throw new Error('the Ceph OSD did not come up in time');
       await sleep(25);
     }
-    const rgw = daemon('/usr/bin/radosgw', ['-n', 'client.rgw']);
     const endpoint = `http://127.0.0.1:${rgwPort}`;
-    while (!(await answers(endpoint))) {
-      if (rgw.exitCode !== null) throw new Error(`radosgw exited (${rgw.exitCode}) during start-up:\n${await gatewayLog()}`);
-      if (Date.now() > deadline) throw new Error(`radosgw did not answer on ${endpoint} in time:\n${await gatewayLog()}`);
-      await sleep(25);
-    }
+    const startGateway = async (until: number): Promise<ChildProcess> => {
+      const rgw = daemon('/usr/bin/radosgw', ['-n', 'client.rgw']);
+      while (!(await answers(endpoint))) {
+        if (rgw.exitCode !== null) throw new Error(`radosgw exited (${rgw.exitCode}) during start-up:\n${await gatewayLog()}`);
+        if (Date.now() > until) throw new Error(`radosgw did not answer on ${endpoint} in time:\n${await gatewayLog()}`);
+        await sleep(25);
+      }
+      return rgw;
+    };
+    let gateway = await startGateway(deadline);
+    const restartGateway = async (downMs = 0): Promise<void> => {
+      const old = gateway;
+      if (old.exitCode === null && old.signalCode === null) {
+        const exited = new Promise((resolve) => old.once('exit', resolve));
+        old.kill('SIGKILL');
+        await exited;
+      }
+      children.splice(children.indexOf(old), 1);
+      await sleep(downMs);
+      gateway = await startGateway(Date.now() + (opts.startTimeoutMs ?? 60_000));
+    };
     const createUser = async (uid: string): Promise<{ accessKeyId: string; secretAccessKey: string }> => {
       const accessKeyId = `AK${randomBytes(9).toString('hex').toUpperCase()}`;
       const secretAccessKey = randomBytes(24).toString('base64url');
@@ -180,6 +200,7 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
       ...keys,
       startMs: Date.now() - started,
       createUser,
+      restartGateway,
       logs: gatewayLog,
       stop,
     };

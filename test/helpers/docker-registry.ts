@@ -26,6 +26,11 @@ export interface DockerRegistryOptions {
   startTimeoutMs?: number;
   /** Require HTTP Basic auth against this htpasswd file (bcrypt entries): the registry answers Basic challenges. */
   htpasswd?: string;
+  /**
+   * distribution's `s3` storage driver instead of the filesystem (path-style, v4 signatures, over plain HTTP
+   * for a loopback gateway); `redirect` off streams blobs through the registry, on answers 307s.
+   */
+  s3?: { endpoint: string; region: string; bucket: string; accessKey: string; secretKey: string; rootDirectory: string; redirect?: boolean };
   /** Binary to run (default `/usr/bin/docker-registry`, or `$DOCKER_REGISTRY_BIN`). */
   binary?: string;
 }
@@ -66,11 +71,27 @@ async function startOnce(opts: DockerRegistryOptions, port: number): Promise<Doc
   const storageDir = join(dir.path, 'storage');
   await mkdir(storageDir);
   const host = `127.0.0.1:${port}`;
+  const s3 = opts.s3;
+  const store: Record<string, unknown> = s3
+    ? {
+        s3: {
+          region: s3.region,
+          regionendpoint: s3.endpoint,
+          bucket: s3.bucket,
+          accesskey: s3.accessKey,
+          secretkey: s3.secretKey,
+          rootdirectory: s3.rootDirectory,
+          secure: s3.endpoint.startsWith('https:'),
+          v4auth: true,
+        },
+        redirect: { disable: !s3.redirect },
+      }
+    : { filesystem: { rootdirectory: storageDir } };
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: opts.logLevel ?? 'warn', accesslog: { disabled: !opts.accessLog } },
     storage: {
-      filesystem: { rootdirectory: storageDir },
+      ...store,
       delete: { enabled: true },
       // No background upload purging or read-only toggling during a test.
       maintenance: { uploadpurging: { enabled: false } },
@@ -91,7 +112,8 @@ async function startOnce(opts: DockerRegistryOptions, port: number): Promise<Doc
 
   // REGISTRY_* variables override the config file: keep the caller's environment out.
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_')) env[k] = v;
+  // AWS_* too: the s3 driver's SDK reads them (a CA bundle it cannot load is a panic at start).
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_') && !k.startsWith('AWS_')) env[k] = v;
 
   const binary = opts.binary ?? process.env.DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
   const child = spawn(binary, ['serve', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });

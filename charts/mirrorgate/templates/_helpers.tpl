@@ -62,6 +62,19 @@ The port of a listen address (":5000", "0.0.0.0:5000", "[::]:5000").
 {{ $path }}
 {{- end }}
 
+{{/* "true" when content and metadata are in object storage: replicas, no volume claim. */}}
+{{- define "mirrorgate.objectStorage" -}}
+{{- if dig "mirror" "storage" "s3" "" .Values.config -}}true{{- end -}}
+{{- end }}
+
+{{/* The mirror's replica count; more than one only on object storage (they would share nothing otherwise). */}}
+{{- define "mirrorgate.mirrorReplicas" -}}
+{{- if and (gt (int .Values.mirror.replicas) 1) (not (include "mirrorgate.objectStorage" .)) -}}
+{{- fail "mirror.replicas above 1 needs config.mirror.storage.s3: replicas share a bucket, not a ReadWriteOnce volume" -}}
+{{- end -}}
+{{ int .Values.mirror.replicas }}
+{{- end }}
+
 {{- define "mirrorgate.htpasswdPath" -}}
 {{ dig "mirror" "auth" "htpasswd" "" .Values.config }}
 {{- end }}

@@ -177,8 +177,12 @@ export class Uploads {
     await this.saveOffset(u);
   }
 
-  /** Whatever arrived before a client went away stays, and the session says so: the client can resume. */
+  /**
+   * Whatever arrived before a client went away stays, and the session says so: the client can resume, here
+   * or through another replica (the bytes are flushed to the store first).
+   */
   private async saveOffset(u: OpenUpload): Promise<void> {
+    await u.writer.flush();
     u.session = { ...u.session, offset: u.writer.written, updatedAt: this.deps.clock.now() };
     await this.deps.metadata.putUpload(u.session);
   }

@@ -92,6 +92,13 @@ export function createRoutes(deps: MirrorRouteDeps) {
       return;
     }
     const range = parseRangeHeader(req.headers.range);
+    // HEADs stay here: a presigned URL is signed for a GET.
+    const location = await repo.blobs.locate(repo.ref, digest);
+    if (location) {
+      res.status(307).set({ location, 'docker-content-digest': digest, 'content-length': '0' });
+      res.end();
+      return;
+    }
     const content = await repo.blobs.open(repo.ref, digest, range);
     if (!content) throw fail('BLOB_UNKNOWN', `blob ${digest} unknown`, { digest });
     const headers: Record<string, string> = {

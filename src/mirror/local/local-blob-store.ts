@@ -11,7 +11,7 @@ import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } fr
 export class LocalBlobStore implements BlobStore {
   /** `access` (optional) is told of every read and every committed blob; it must not do I/O inline. */
   constructor(
-    private readonly storage: Pick<Storage, 'blobs' | 'metadata'>,
+    private readonly storage: Pick<Storage, 'blobs' | 'metadata' | 'blobRedirectUrl'>,
     private readonly access?: AccessRecorder,
   ) {}
 
@@ -25,6 +25,24 @@ export class LocalBlobStore implements BlobStore {
   async open(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined> {
     if (!(await this.holds(repo, digest))) return undefined;
     return this.openContent(digest, range);
+  }
+
+  async locate(repo: RepositoryRef, digest: string): Promise<string | undefined> {
+    if (!this.redirects) return undefined;
+    const [held, info] = await Promise.all([this.holds(repo, digest), this.storage.blobs.stat(digest)]);
+    return held && info ? this.locateContent(digest) : undefined;
+  }
+
+  /** Whether the storage hands out blob URLs at all (no lookups are made for `locate` when it does not). */
+  get redirects(): boolean {
+    return this.storage.blobRedirectUrl !== undefined;
+  }
+
+  /** A URL for stored bytes whichever repository holds them: for callers that checked the repository and the content first. */
+  async locateContent(digest: string): Promise<string | undefined> {
+    const url = await this.storage.blobRedirectUrl?.(digest);
+    if (url) this.access?.blobRead(digest);
+    return url;
   }
 
   holds(repo: RepositoryRef, digest: string): Promise<boolean> {

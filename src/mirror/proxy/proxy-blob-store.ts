@@ -147,6 +147,20 @@ export class ProxyBlobStore implements BlobStore {
     return resolved ? { info, body, range: resolved } : { info, body };
   }
 
+  /**
+   * A URL for a blob the repository may serve and that is stored (held, or stored for another repository
+   * and confirmed by this one's upstream); undefined for a cold blob, which `open` downloads and streams.
+   */
+  async locate(repo: RepositoryRef, digest: string): Promise<string | undefined> {
+    const { local } = this.deps;
+    if (!local.redirects) return undefined;
+    const [held, stored] = await Promise.all([local.holds(repo, digest), local.statContent(digest)]);
+    if (!stored || (!held && !(await this.confirm(repo, digest)))) return undefined;
+    const url = await local.locateContent(digest);
+    if (url) this.deps.metrics?.cacheLookup('blob', 'hit');
+    return url;
+  }
+
   private fetchOnce(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {
     const running = this.fetches.get(digest);
     if (running) return running.fetch;

@@ -44,6 +44,12 @@ export interface ContentWriter {
   append(chunks: Buffer[]): Promise<void>;
   /** Reads back what was written so far, while the write goes on. */
   openReader(): Promise<PartialReader>;
+  /**
+   * Makes every byte appended so far durable where another process resuming the write (`resume`) finds it:
+   * what a store holds in memory is stored. Uploads do it after each request, so the next request of a push
+   * may go to another replica.
+   */
+  flush(): Promise<void>;
   /** Verifies size (when `expected.size >= 0`) and digest, then makes the item visible. */
   commit(expected: BlobInfo): Promise<BlobInfo>;
   /** Drops the write. Safe to call twice, and after commit (then it does nothing). */

@@ -2,13 +2,13 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/logger.js';
 import type { MirrorConfig } from '../../config/schema.js';
-import { FsMetadataStore } from './fs/fs-metadata-store.js';
 import { FsStorage } from './fs/fs-storage.js';
-import { StorageLayout } from './fs/layout.js';
 import { createRedisClient, redactRedisUrl } from './redis/redis-client.js';
 import { RedisMetadataStore } from './redis/redis-metadata-store.js';
 import { RedisStorage } from './redis/redis-storage.js';
 import { createS3Client } from './s3/s3-client.js';
+import { S3MetadataStore } from './s3/s3-metadata-store.js';
+import { S3Objects } from './s3/s3-objects.js';
 import { S3Storage } from './s3/s3-storage.js';
 import type { Storage } from './storage.js';
 
@@ -23,20 +23,27 @@ export interface StorageDeps {
 
 /**
  * The storage the configuration names: content on the filesystem (the embedded default) or in S3-compatible
- * object storage (`storage.s3`), metadata on the filesystem under `storage.path`, with Redis in front of the
- * metadata when `mirror.redis` is set. The caller closes it (`close`) when done.
+ * object storage (`storage.s3`), with Redis in front of the metadata when `mirror.redis` is set. Metadata is
+ * beside the content: under `storage.path`, or in the bucket, where every replica sharing it reads the same
+ * records (hosted repositories' exist nowhere else, and each cache pass must see every replica's
+ * references). The caller closes it (`close`) when done.
  */
 export function createStorage(config: Pick<MirrorConfig, 'storage' | 'redis' | 'cache'>, deps: StorageDeps): Storage {
   const s3 = config.storage.s3;
-  const base: Storage = s3
-    ? new S3Storage(createS3Client(s3, deps.env), new FsMetadataStore(new StorageLayout(config.storage.path), deps.clock), {
-        location: { bucket: s3.bucket, prefix: s3.prefix },
-        ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
-        partSize: s3.partSize,
-        staleWriteAgeMs: config.cache.staleTempAge,
-        ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
-      })
-    : new FsStorage(config.storage.path, deps.clock);
+  let base: Storage;
+  if (s3) {
+    const client = createS3Client(s3, deps.env);
+    const metadata = new S3MetadataStore(new S3Objects(client, s3.bucket), s3.prefix, deps.clock);
+    base = new S3Storage(client, metadata, {
+      location: { bucket: s3.bucket, prefix: s3.prefix },
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+      partSize: s3.partSize,
+      staleWriteAgeMs: config.cache.staleTempAge,
+      ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
+    });
+  } else {
+    base = new FsStorage(config.storage.path, deps.clock);
+  }
   const redis = config.redis;
   if (!redis) return base;
   const client = createRedisClient(redis, deps.env);

@@ -35,6 +35,12 @@ export interface Storage {
   claim(owner: StorageOwner, opts?: { force?: boolean }): Promise<StorageClaim>;
   /** The live holder of the storage, if any. */
   holder(): Promise<StorageHolder | undefined>;
+  /**
+   * Where a client may GET a stored blob straight from the backend (a presigned URL, answered as a `307`),
+   * or undefined when blobs are streamed through the mirror; absent on backends that never hand out URLs.
+   * The caller has checked that the blob may be served and is stored.
+   */
+  blobRedirectUrl?(digest: string): Promise<string | undefined>;
   /** Closes connections the storage holds open (Redis); absent when it holds none. */
   close?(): Promise<void>;
 }

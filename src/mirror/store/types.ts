@@ -54,6 +54,12 @@ export interface BlobStore {
   stat(repo: RepositoryRef, digest: string): Promise<BlobInfo | undefined>;
   /** The blob's bytes (or a range of them), or undefined when not held. */
   open(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined>;
+  /**
+   * Where the client may GET the blob itself (a presigned URL) instead of reading it through `open`: only
+   * when the storage hands out such URLs, the repository may serve the blob and it is stored. Undefined
+   * otherwise (a cold blob, a blob not held, a storage that streams): then `open` serves it.
+   */
+  locate(repo: RepositoryRef, digest: string): Promise<string | undefined>;
 }
 
 export interface Manifest {

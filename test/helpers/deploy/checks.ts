@@ -101,7 +101,7 @@ export function checkImages({ objects }: Rendering, image: string): void {
   expect([...images]).toEqual([image]);
 }
 
-/** The mirror: port, probes, config file, cache volume, htpasswd, one replica, shutdown grace. */
+/** The mirror: port, probes, config file, cache volume (or replicas on object storage), htpasswd, shutdown grace. */
 export function checkMirror({ objects, config }: Rendering): void {
   const deploy = find(objects, 'Deployment', 'mirrorgate-mirror');
   const c = container(deploy, 'mirror');
@@ -123,14 +123,17 @@ export function checkMirror({ objects, config }: Rendering): void {
 
   const storage = (c.volumeMounts as Tree[]).find((m) => m.mountPath === config.mirror.storage.path);
   expect(storage, 'a volume at mirror.storage.path').toBeDefined();
-  const claim = (podSpec(deploy).volumes as Tree[]).find((v) => v.name === storage!.name)!.persistentVolumeClaim.claimName as string;
-  const pvc = find(objects, 'PersistentVolumeClaim', claim);
-  expect((pvc.spec as Tree).accessModes).toEqual(['ReadWriteOnce']);
-  // One writer: a second pod would find the storage locked.
-  expect((deploy.spec as Tree).replicas).toBe(1);
-  expect((deploy.spec as Tree).strategy).toEqual({ type: 'Recreate' });
-  const sizeOf = (q: string): number => Number(/^(\d+)Gi$/.exec(q)![1]) * 2 ** 30;
-  if (config.mirror.storage.maxSize !== undefined) expect(config.mirror.storage.maxSize).toBeLessThan(sizeOf((pvc.spec as Tree).resources.requests.storage as string));
+  const volume = (podSpec(deploy).volumes as Tree[]).find((v) => v.name === storage!.name)!;
+  if (config.mirror.storage.s3) checkReplicas({ objects, config }, volume);
+  else {
+    const pvc = find(objects, 'PersistentVolumeClaim', volume.persistentVolumeClaim.claimName as string);
+    expect((pvc.spec as Tree).accessModes).toEqual(['ReadWriteOnce']);
+    // One writer: a second pod would find the storage locked.
+    expect((deploy.spec as Tree).replicas).toBe(1);
+    expect((deploy.spec as Tree).strategy).toEqual({ type: 'Recreate' });
+    const sizeOf = (q: string): number => Number(/^(\d+)Gi$/.exec(q)![1]) * 2 ** 30;
+    if (config.mirror.storage.maxSize !== undefined) expect(config.mirror.storage.maxSize).toBeLessThan(sizeOf((pvc.spec as Tree).resources.requests.storage as string));
+  }
 
   const htpasswdFile = config.mirror.auth.htpasswd!;
   expect(htpasswdFile).toBeDefined();
@@ -145,6 +148,33 @@ export function checkMirror({ objects, config }: Rendering): void {
 
   // mirror.shutdownGrace to drain, then the kubelet's SIGKILL.
   expect(podSpec(deploy).terminationGracePeriodSeconds * 1000).toBeGreaterThan(config.mirror.shutdownGrace);
+}
+
+/**
+ * Replicas on object storage: no volume shared between pods (an emptyDir at the storage path, no claim), a
+ * rolling update, a PodDisruptionBudget over the mirror's pods, spread across nodes, the object store's
+ * credentials from the environment, one push's requests kept on one replica, Redis configured.
+ */
+export function checkReplicas({ objects, config }: Omit<Rendering, 'namespace'>, storageVolume: Tree): void {
+  const deploy = find(objects, 'Deployment', 'mirrorgate-mirror');
+  const spec = deploy.spec as Tree;
+  expect(storageVolume.emptyDir, 'an emptyDir at mirror.storage.path').toBeDefined();
+  expect(objects.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
+  expect(spec.replicas).toBeGreaterThanOrEqual(2);
+  expect(spec.strategy.type).toBe('RollingUpdate');
+  const labels = spec.template.metadata.labels as Record<string, string>;
+  const pdbs = all(objects, 'PodDisruptionBudget').filter((p) => selects((p.spec as Tree).selector, labels));
+  expect(pdbs).toHaveLength(1);
+  expect((pdbs[0]!.spec as Tree).maxUnavailable).toBe(1);
+  const spread = podSpec(deploy).topologySpreadConstraints as Tree[];
+  const byNode = spread.find((t) => t.topologyKey === 'kubernetes.io/hostname')!;
+  expect(byNode.maxSkew).toBe(1);
+  expect(selects(byNode.labelSelector, labels)).toBe(true);
+  expect(container(deploy, 'mirror').envFrom).toContainEqual({ secretRef: { name: 'mirrorgate-s3', optional: true } });
+  expect((find(objects, 'Service', 'mirrorgate-mirror').spec as Tree).sessionAffinity).toBe('ClientIP');
+  expect(config.mirror.redis, 'mirror.redis: one upstream download per cold blob across replicas').toBeDefined();
+  // Keys come from the environment (the SDK's chain): none in the configuration file.
+  expect(config.mirror.storage.s3!.accessKeyId).toBeUndefined();
 }
 
 /** The webhook: port, probes, config file, its Service, replicas under a PodDisruptionBudget, its ServiceAccount. */
@@ -165,10 +195,10 @@ export function checkWebhook({ objects, config }: Rendering): void {
   expect(selects({ matchLabels: (svc.spec as Tree).selector }, podLabels)).toBe(true);
 
   expect((deploy.spec as Tree).replicas).toBeGreaterThanOrEqual(2);
-  const pdb = find(objects, 'PodDisruptionBudget');
-  expect((pdb.spec as Tree).minAvailable).toBe(1);
-  expect(selects((pdb.spec as Tree).selector as Tree, podLabels)).toBe(true);
-  expect(podSpec(deploy).serviceAccountName).toBe(find(objects, 'ServiceAccount').metadata.name);
+  const pdbs = all(objects, 'PodDisruptionBudget').filter((p) => selects((p.spec as Tree).selector as Tree, podLabels));
+  expect(pdbs).toHaveLength(1);
+  expect((pdbs[0]!.spec as Tree).minAvailable).toBe(1);
+  expect(find(objects, 'ServiceAccount', podSpec(deploy).serviceAccountName as string).metadata.name).toBe(podSpec(deploy).serviceAccountName);
 }
 
 /** The MutatingWebhookConfiguration: the Service, rules, and the safety settings (fail open, opt-in, system namespaces out). */
@@ -199,7 +229,8 @@ export function checkWebhookConfiguration({ objects, config, namespace }: Render
 
 /** The webhook's RBAC is exactly what its API calls need (src/deploy/webhook-permissions.ts); the other pods get no token. */
 export function checkWebhookRbac({ objects, config, namespace }: Rendering): void {
-  const sa = find(objects, 'ServiceAccount');
+  const webhook = find(objects, 'Deployment', 'mirrorgate-webhook');
+  const sa = find(objects, 'ServiceAccount', podSpec(webhook).serviceAccountName as string);
   type Grant = { group: string; resource: string; verb: string; name: string; namespace: string };
   const grants: Grant[] = [];
   for (const binding of [...all(objects, 'ClusterRoleBinding'), ...all(objects, 'RoleBinding')]) {

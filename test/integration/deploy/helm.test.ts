@@ -69,6 +69,34 @@ const SETS: Record<string, ValueSet> = {
     image: `mirrorgate:${VERSION}`,
     components: [],
   },
+  'replicas on Ceph RGW with Redis': {
+    values: {
+      mirror: { replicas: 3 },
+      config: {
+        mirror: {
+          storage: { path: '/var/lib/mirrorgate', maxSize: '200GiB', minFreeSpace: null, s3: { endpoint: 'http://rook-ceph-rgw-my-store.rook-ceph.svc', bucket: 'mirrorgate-cache', forcePathStyle: true } },
+          redis: { url: 'redis://redis-master.redis.svc:6379' },
+        },
+      },
+    },
+    namespace: 'mirrorgate',
+    image: `mirrorgate:${VERSION}`,
+    components: [],
+  },
+  'replicas on AWS S3 with IRSA and redirects': {
+    values: {
+      mirror: { replicas: 2, serviceAccount: { create: true, annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/mirrorgate-mirror' } } },
+      config: {
+        mirror: {
+          storage: { path: '/var/lib/mirrorgate', maxSize: '500GiB', minFreeSpace: null, s3: { bucket: 'example-mirrorgate-cache', region: 'eu-west-1', redirect: true } },
+          redis: { url: 'rediss://master.mirrorgate.abc123.euw1.cache.amazonaws.com:6379' },
+        },
+      },
+    },
+    namespace: 'mirrorgate',
+    image: `mirrorgate:${VERSION}`,
+    components: [],
+  },
   'the mirror serving TLS itself': {
     values: { mirror: { tls: { secretName: 'mirror-serving' } }, monitoring: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, dashboard: { enabled: true } } },
     namespace: 'mirrorgate',
@@ -190,6 +218,20 @@ describe('charts/mirrorgate', () => {
       expect((await loadRenderedConfig(open)).mirror.auth.htpasswd).toBeUndefined();
     });
 
+    it('replicas: no claim, a PDB from two mirror replicas on, the mirror as the annotated ServiceAccount when asked', () => {
+      const onS3 = { config: { mirror: { storage: { path: '/var/lib/mirrorgate', s3: { bucket: 'mirror-cache' } } } } };
+      const one = helmTemplate(onS3);
+      expect(all(one, 'PersistentVolumeClaim')).toEqual([]);
+      expect(all(one, 'PodDisruptionBudget').map((p) => p.metadata.name)).toEqual(['mirrorgate-webhook']);
+      expect(podSpec(find(one, 'Deployment', 'mirrorgate-mirror')).serviceAccountName).toBeUndefined();
+      const three = helmTemplate({ ...onS3, mirror: { replicas: 3, s3: { credentialsSecret: 'my-bucket' } } });
+      expect(find(three, 'PodDisruptionBudget', 'mirrorgate-mirror').spec).toMatchObject({ maxUnavailable: 1 });
+      expect(podSpec(find(three, 'Deployment', 'mirrorgate-mirror')).containers[0].envFrom).toEqual([{ secretRef: { name: 'my-bucket', optional: true } }]);
+      const irsa = find(helmTemplate(SETS['replicas on AWS S3 with IRSA and redirects']!.values), 'ServiceAccount', 'mirrorgate-mirror');
+      expect(irsa.metadata.annotations).toEqual({ 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/mirrorgate-mirror' });
+      expect(irsa.automountServiceAccountToken).toBe(false);
+    });
+
     it('keeps a PodDisruptionBudget only with two replicas or more', () => {
       expect(all(helmTemplate({ webhook: { replicas: 1 } }), 'PodDisruptionBudget')).toEqual([]);
       expect(find(helmTemplate({ webhook: { replicas: 3 } }), 'Deployment', 'mirrorgate-webhook').spec).toMatchObject({ replicas: 3 });
@@ -219,6 +261,7 @@ describe('charts/mirrorgate', () => {
       ['an unknown service type', { mirror: { service: { type: 'External' } } }, /mirror\.service\.type/],
       ['a volume size that is not a quantity', { mirror: { persistence: { size: '50 gigs' } } }, /mirror\.persistence\.size: Does not match pattern/],
       ['a replica count that is not a number', { webhook: { replicas: 'two' } }, /webhook\.replicas: Invalid type/],
+      ['no mirror replica', { mirror: { replicas: 0 } }, /mirror\.replicas: Must be greater than or equal to 1/],
       ['a scrape interval that is not a duration', { monitoring: { serviceMonitor: { interval: 'often' } } }, /monitoring\.serviceMonitor\.interval: Does not match pattern/],
     ])('refuses %s (values.schema.json)', (_what, values, message) => {
       expect(refused(values)).toMatch(message);
@@ -229,6 +272,7 @@ describe('charts/mirrorgate', () => {
       ['mirror.tls without the Secret holding its files', { config: { mirror: { tls: { cert: '/a', key: '/b' } } } }, /config\.mirror\.tls needs mirror\.tls\.secretName/],
       ['an Ingress for a host with a port', { ingress: { enabled: true }, config: { webhook: { mirrorHost: 'mirror.example:5000' } } }, /must not name a port/],
       ['no mirror host', { ingress: { enabled: true }, config: { webhook: { mirrorHost: null } } }, /config\.webhook\.mirrorHost: set the host/],
+      ['mirror replicas on a volume', { mirror: { replicas: 2 } }, /mirror\.replicas above 1 needs config\.mirror\.storage\.s3/],
     ])('refuses %s (the templates)', (_what, values, message) => {
       expect(refused(values)).toMatch(message);
     });

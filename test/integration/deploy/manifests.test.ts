@@ -14,12 +14,13 @@ import {
   checkWebhookConfiguration,
   checkWebhookRbac,
   loadRenderedConfig,
+  podSpec,
   portOf,
   type Rendering,
   type Tree,
 } from '../../helpers/deploy/checks.js';
 import { validateObjects } from '../../helpers/deploy/k8s-schema.js';
-import { find, overlays, render, ROOT } from '../../helpers/deploy/kustomize.js';
+import { all, find, overlays, render, ROOT } from '../../helpers/deploy/kustomize.js';
 
 const NAMESPACE = 'mirrorgate';
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -35,14 +36,15 @@ beforeAll(async () => {
 
 describe('manifests/', () => {
   it('has the overlays the docs name', () => {
-    expect(overlays()).toEqual(['overlays/cert-manager', 'overlays/dev', 'overlays/private-ca']);
+    expect(overlays()).toEqual(['overlays/cert-manager', 'overlays/dev', 'overlays/private-ca', 'overlays/replicas-aws', 'overlays/replicas-ceph']);
   });
 
-  describe.each(['base', 'overlays/cert-manager', 'overlays/dev', 'overlays/private-ca'])('%s', (dir) => {
+  describe.each(['base', 'overlays/cert-manager', 'overlays/dev', 'overlays/private-ca', 'overlays/replicas-aws', 'overlays/replicas-ceph'])('%s', (dir) => {
     const get = (): Rendering => renderings.find((r) => r.dir === dir)!;
 
     it('renders objects that validate against the Kubernetes and cert-manager schemas (kubernetes-models)', async () => {
-      expect(await validateObjects(get().objects)).toEqual([]);
+      // Rook's ObjectBucketClaim has no models; replicas-ceph checks it below.
+      expect(await validateObjects(get().objects.filter((o) => o.kind !== 'ObjectBucketClaim'))).toEqual([]);
     });
 
     it('puts every namespaced object in the mirrorgate namespace, which it creates', () => {
@@ -100,6 +102,36 @@ describe('manifests/', () => {
       expect((svc.spec as Tree).type).toBe('NodePort');
       expect(config.webhook.mirrorHost).toBe(`localhost:${(svc.spec as Tree).ports[0].nodePort as number}`);
       expect(config.webhook.mirrorProbe.url).toBe(`http://mirrorgate-mirror.${NAMESPACE}.svc:${portOf(config.mirror.listen)}/v2/`);
+    });
+
+    it('replicas: several mirrors on a bucket and Redis, no claim on a volume, a PDB, spread across nodes', () => {
+      for (const dir of ['overlays/replicas-aws', 'overlays/replicas-ceph']) {
+        const { config } = get(dir);
+        expect(config.mirror.storage.s3).toBeDefined();
+        expect(config.mirror.redis).toBeDefined();
+      }
+      expect(all(get('base').objects, 'PodDisruptionBudget').map((p) => p.metadata.name)).toEqual(['mirrorgate-webhook']);
+    });
+
+    it('replicas-ceph: a Rook ObjectBucketClaim for the configured bucket, whose Secret the mirror reads its keys from', () => {
+      const { objects, config } = get('overlays/replicas-ceph');
+      const obc = find(objects, 'ObjectBucketClaim', 'mirrorgate-s3');
+      expect(obc.apiVersion).toBe('objectbucket.io/v1alpha1');
+      expect(obc.metadata.namespace).toBe(NAMESPACE);
+      expect(Object.keys(obc.spec as Tree).sort()).toEqual(['bucketName', 'storageClassName']);
+      expect((obc.spec as Tree).bucketName).toBe(config.mirror.storage.s3!.bucket);
+      expect(config.mirror.storage.s3!.forcePathStyle).toBe(true);
+      expect(config.mirror.storage.s3!.endpoint).toMatch(/^http:\/\/rook-ceph-rgw-/);
+    });
+
+    it('replicas-aws: IRSA through an annotated ServiceAccount the mirror runs as, no endpoint, redirects on', () => {
+      const { objects, config } = get('overlays/replicas-aws');
+      const deploy = find(objects, 'Deployment', 'mirrorgate-mirror');
+      const sa = find(objects, 'ServiceAccount', podSpec(deploy).serviceAccountName as string);
+      expect(sa.metadata.annotations!['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::\d{12}:role\//);
+      expect(podSpec(deploy).automountServiceAccountToken).toBe(false);
+      expect(config.mirror.storage.s3!.endpoint).toBeUndefined();
+      expect(config.mirror.storage.s3!.redirect).toBe(true);
     });
 
     it('every rendering probes the mirror through its Service', () => {

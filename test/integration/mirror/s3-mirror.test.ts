@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawConfig } from '../../../src/config/load.js';
 import type { S3Storage } from '../../../src/mirror/store/s3/s3-storage.js';
 import { startCephRgw, type CephRgw } from '../../helpers/ceph-rgw.js';
 import { startDockerRegistry } from '../../helpers/docker-registry.js';
 import { startHubFront, type HubFront } from '../../helpers/hub-front.js';
-import { pushImage, type PushedImage } from '../../helpers/images.js';
+import { pushImage, sha256, type PushedImage } from '../../helpers/images.js';
 import { startMirror, type TestMirror } from '../../helpers/mirror.js';
 import { createBucket, listKeys, rgwClient } from '../../helpers/s3-bucket.js';
 import { readDirImage, skopeoCopy } from '../../helpers/skopeo.js';
@@ -33,7 +34,7 @@ beforeAll(async () => {
 afterAll(() => cleanup.run());
 
 /** A mirror whose content is in the bucket, with its metadata in a fresh directory of its own. */
-async function s3Mirror(): Promise<TestMirror> {
+async function s3Mirror(extra: Record<string, unknown> = {}): Promise<TestMirror> {
   const metadata = cleanup.add(await makeTempDir('mirrorgate-s3-metadata-'));
   const s3Config = {
     endpoint: rgw.endpoint,
@@ -43,6 +44,7 @@ async function s3Mirror(): Promise<TestMirror> {
     forcePathStyle: true,
     accessKeyId: { value: rgw.accessKeyId },
     secretAccessKey: { value: rgw.secretAccessKey },
+    ...extra,
   };
   const mirror = await startMirror({
     upstreams: { 'docker.io': hub.url },
@@ -63,7 +65,7 @@ async function pull(mirror: TestMirror, ref: string) {
 }
 
 describe('a mirror on Ceph RGW', () => {
-  it('pulls an image into the bucket; a second mirror on the same bucket serves it warm with no upstream GET', async () => {
+  it('pulls an image into the bucket; a second mirror on the same bucket serves it warm, by digest and by tag, with no upstream GET', async () => {
     const cold = await s3Mirror();
     expect(cold.server.storage.description).toBe(`s3://${BUCKET}/cache/ at ${rgw.endpoint}`);
     hub.reset();
@@ -83,22 +85,77 @@ describe('a mirror on Ceph RGW', () => {
     expect(await listKeys(s3, BUCKET, 'cache/uploads/')).toEqual([]);
     await cold.stop();
 
-    // Another replica: its own (empty) metadata, the same bucket. Its upstream confirms what it serves with
-    // HEADs; no byte comes from the upstream again.
+    // Another replica, the same bucket: tags, links and content are all there. No byte and no tag comes from
+    // the upstream again.
     const warm = await s3Mirror();
     hub.reset();
     const second = await pull(warm, `library/app@${image.digest}`);
     expect(second.manifestDigest).toBe(image.digest);
     expect(second.blobs.sort()).toEqual([...blobs].sort());
-    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
-    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
-
-    // A tag lives in the metadata, which this replica does not share: it asks the upstream for it (one
-    // manifest GET); the blobs still come from the bucket.
-    hub.reset();
     const byTag = await pull(warm, 'library/app:v1');
     expect(byTag.manifestDigest).toBe(image.digest);
     expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
-    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(1);
+    expect(hub.count({ kind: 'blob', method: 'HEAD' })).toBe(0);
+    expect(hub.count({ kind: 'manifest', method: 'GET' })).toBe(0);
+  }, 120_000);
+});
+
+/** Body bytes the mirror sent for blobs so far. */
+async function blobBytesServed(mirror: TestMirror): Promise<number> {
+  const metric = await mirror.server.metrics.registry.getSingleMetric('mirrorgate_bytes_served_total')!.get();
+  return metric.values.filter((v) => v.labels.kind === 'blob').reduce((n, v) => n + v.value, 0);
+}
+
+describe('a mirror on Ceph RGW with redirect on', () => {
+  it('answers warm blob GETs with 307 to a presigned URL that skopeo follows; cold blobs stream; HEADs and blobs not held are answered by the mirror', async () => {
+    const mirror = await s3Mirror({ prefix: 'redirect', redirect: true, redirectTtl: '2m' });
+    const layer = image.layers[2]!;
+    // Cold: nothing stored yet, so the download streams through the mirror (and into the bucket).
+    const cold = await request(`${mirror.url}/v2/library/app/blobs/${layer.digest}`);
+    expect(cold.statusCode).toBe(200);
+    expect(sha256(Buffer.from(await cold.body.arrayBuffer()))).toBe(layer.digest);
+    expect(await blobBytesServed(mirror)).toBe(layer.size);
+
+    // A whole image by skopeo, which follows the redirects: the bytes come from the gateway, not the mirror.
+    await pull(mirror, 'library/app:v1'); // the config and the small layers stream once, cold
+    const served = await blobBytesServed(mirror);
+    hub.reset();
+    const warm = await pull(mirror, 'library/app:v1');
+    expect(warm.manifestDigest).toBe(image.digest);
+    expect(warm.blobs.sort()).toEqual([image.config.digest, ...image.layers.map((l) => l.digest)].sort());
+    expect(await blobBytesServed(mirror)).toBe(served);
+    expect(hub.count({ kind: 'blob', method: 'GET' })).toBe(0);
+
+    // A raw client: the 307 names the object on the gateway, signed for a GET of that one key.
+    const res = await request(`${mirror.url}/v2/library/app/blobs/${layer.digest}`, { headers: { range: 'bytes=0-99' } });
+    expect(res.statusCode).toBe(307);
+    await res.body.dump();
+    expect(res.headers['docker-content-digest']).toBe(layer.digest);
+    const location = new URL(String(res.headers.location));
+    expect(location.origin).toBe(rgw.endpoint);
+    expect(location.pathname).toBe(`/${BUCKET}/redirect/blobs/${layer.digest.replace(':', '/')}`);
+    expect(location.searchParams.get('X-Amz-Expires')).toBe('120');
+    const whole = await request(location);
+    expect(whole.statusCode).toBe(200);
+    expect(sha256(Buffer.from(await whole.body.arrayBuffer()))).toBe(layer.digest);
+    const ranged = await request(location, { headers: { range: 'bytes=0-99' } });
+    expect(ranged.statusCode).toBe(206);
+    expect((await ranged.body.arrayBuffer()).byteLength).toBe(100);
+    // The signature covers the key: another key with it is refused.
+    const other = new URL(location);
+    other.pathname = `/${BUCKET}/redirect/manifests/${image.digest.replace(':', '/')}`;
+    const refused = await request(other);
+    await refused.body.dump();
+    expect(refused.statusCode).toBe(403);
+
+    // HEAD is answered by the mirror (a presigned URL is for GETs).
+    const head = await request(`${mirror.url}/v2/library/app/blobs/${layer.digest}`, { method: 'HEAD' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-length']).toBe(String(layer.size));
+    // Stored, but not held by a repository whose upstream does not have it: no URL, the usual 404.
+    const notHeld = await request(`${mirror.url}/v2/library/other/blobs/${layer.digest}`);
+    expect(notHeld.statusCode).toBe(404);
+    expect(((await notHeld.body.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe('BLOB_UNKNOWN');
+    await mirror.stop();
   }, 120_000);
 });

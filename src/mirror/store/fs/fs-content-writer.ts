@@ -160,6 +160,9 @@ export class FsContentWriter extends EventEmitter implements ContentWriter {
     if (advanced) this.emit('progress', this.bytes);
   }
 
+  /** Appended bytes are in the temp file once their append resolves: another process resuming reads them there. */
+  async flush(): Promise<void> {}
+
   private writeChunk(chunk: Buffer): Promise<void> {
     return this.append([chunk]);
   }

@@ -6,6 +6,8 @@ import type { RedisMetadataStore } from './redis-metadata-store.js';
 export class RedisStorage implements Storage {
   readonly blobs: ContentStore;
   readonly manifests: ContentStore;
+  /** The base storage's blob URLs, when it hands them out. */
+  readonly blobRedirectUrl?: (digest: string) => Promise<string | undefined>;
 
   constructor(
     private readonly base: Storage,
@@ -15,6 +17,7 @@ export class RedisStorage implements Storage {
   ) {
     this.blobs = base.blobs;
     this.manifests = base.manifests;
+    if (base.blobRedirectUrl) this.blobRedirectUrl = base.blobRedirectUrl.bind(base);
   }
 
   get description(): string {

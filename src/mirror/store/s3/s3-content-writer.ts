@@ -174,6 +174,15 @@ export class S3ContentWriter extends EventEmitter implements ContentWriter {
     if (grew) this.emit('progress', this.written);
   }
 
+  /** Stores what the buffer holds as a segment of its own (smaller than a part; the commit merges such segments). */
+  flush(): Promise<void> {
+    const done = this.chain.then(async () => {
+      if (this.state === 'open' && !this.broken && this.buf.length > 0) await this.storeBuffer();
+    });
+    this.chain = done.catch(() => undefined);
+    return done;
+  }
+
   /** Stores the buffer as the next segment. */
   private async storeBuffer(): Promise<void> {
     const offset = this.durable;

@@ -31,6 +31,11 @@ export class S3Storage implements Storage {
   readonly blobs: S3ContentStore;
   readonly manifests: S3ContentStore;
   readonly description: string;
+  /**
+   * Where a client may GET the blob itself (a presigned URL valid `redirectTtlMs`, for a `307`); set only
+   * when redirects are configured, so that streaming storage makes no lookups for them.
+   */
+  readonly blobRedirectUrl?: (digest: string) => Promise<string | undefined>;
   private readonly keys: S3Keys;
   private readonly claims: S3Claims;
 
@@ -45,6 +50,8 @@ export class S3Storage implements Storage {
     this.manifests = new S3ContentStore(objects, this.keys, 'manifests', { partSize: opts.partSize });
     this.claims = new S3Claims(objects, this.keys, () => this.storeNow());
     this.description = describeLocation(opts.location, opts.endpoint);
+    const ttl = opts.redirectTtlMs;
+    if (ttl !== undefined) this.blobRedirectUrl = (digest) => this.blobs.presignedUrl(digest, ttl);
   }
 
   /**
@@ -76,14 +83,6 @@ export class S3Storage implements Storage {
       }
     }
     return { swept };
-  }
-
-  /**
-   * Where a client may GET the blob itself (a presigned URL, for a `307`), when redirects are configured;
-   * undefined when blobs are to be streamed through the mirror.
-   */
-  async blobRedirectUrl(digest: string): Promise<string | undefined> {
-    return this.opts.redirectTtlMs === undefined ? undefined : this.blobs.presignedUrl(digest, this.opts.redirectTtlMs);
   }
 
   /** Object stores have no notion of free space the mirror could act on. */
