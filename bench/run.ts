@@ -16,6 +16,7 @@ import { authCost } from './scenarios/s6-auth.js';
 import { webhook } from './scenarios/s7-webhook.js';
 import { scaling } from './scenarios/s8-scaling.js';
 import { push } from './scenarios/s9-push.js';
+import { prefetch } from './scenarios/s11-prefetch.js';
 
 /**
  * The benchmark runner: `npm run bench` runs every scenario, `npm run bench -- 1 3` some of them,
@@ -23,7 +24,7 @@ import { push } from './scenarios/s9-push.js';
  */
 
 const USAGE = `usage: npm run bench -- [scenario ...] [options]
-  scenarios: ${'1..9'} (default: all)
+  scenarios: ${'1..9, 11'} (default: all)
   --quick          one run each, tiny sizes (smoke mode)
   --runs N         repetitions per measurement (default 5; 1 with --quick)
   --cpu-prof DIR   run the mirror with --cpu-prof, profiles written to DIR
@@ -33,7 +34,7 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
-const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling, push];
+const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling, push, prefetch];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
