@@ -41,7 +41,8 @@ export async function startThrottleProxy(target: string, bytesPerSecond: number)
           if (!from.destroyed) from.resume();
         };
         const wait = Math.max(0, ahead - SLACK_MS);
-        const timer = setTimeout(() => (writable ? resume() : to.once('drain', resume)), wait);
+        // Looked at when the timer fires: a `drain` that came meanwhile would otherwise be missed.
+        const timer = setTimeout(() => (to.writableNeedDrain ? to.once('drain', resume) : resume()), wait);
         timer.unref();
       }
     });
