@@ -14,10 +14,12 @@ import { CacheManager } from './cache/cache-manager.js';
 import { createMirrorApp } from './http/app.js';
 import { requestGuard } from './http/guard.js';
 import { createHttpServer } from './http/http-server.js';
+import { prefetchRoute } from './http/prefetch-route.js';
 import { Semaphore } from './limits/semaphore.js';
 import { LocalBlobStore } from './local/local-blob-store.js';
 import { LocalManifestStore } from './local/local-manifest-store.js';
 import { MirrorMetrics } from './metrics.js';
+import { Prefetcher } from './prefetch/prefetcher.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
 import { HostedManifests } from './hosted/hosted-manifests.js';
@@ -31,11 +33,9 @@ import type { Storage } from './store/storage.js';
 import { StorageFullState } from './store/storage-full.js';
 import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
-import { WarmKeeper } from './warm/warm-keeper.js';
-import { prefetchRoute } from './http/prefetch-route.js';
-import { Prefetcher } from './prefetch/prefetcher.js';
 import { fetchImage } from './warm/fetch-image.js';
 import { RepositorySource, type CacheProbe } from './warm/repository-source.js';
+import { WarmKeeper } from './warm/warm-keeper.js';
 
 export interface MirrorServerDeps {
   logger: Logger;
