@@ -297,6 +297,23 @@ export const mirrorWarmSchema = z
   })
   .strict();
 
+/**
+ * Images fetched ahead of the kubelet's pull when the webhook admits a pod (docs/mirror.md#prefetch). Fetches go
+ * through the caching stores, so they share the upstream limits (`mirror.limits.upstreamFetches`) and every download.
+ */
+export const mirrorPrefetchSchema = z
+  .object({
+    /** Serve `POST /v2/_mirrorgate/prefetch`; off: the endpoint answers 404. */
+    enabled: z.boolean().default(true),
+    /** Images waiting for a fetch; an image asked for while the queue is full is dropped (counted). */
+    queue: z.number().int().min(0).max(100_000).default(256),
+    /** Images fetched at once. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Which platforms of a multi-platform image are fetched. Unset: `mirror.warm.platforms`. */
+    platforms: z.array(z.string().regex(PLATFORM_RE, 'not a platform (use e.g. "linux/amd64", "linux/arm/v7")')).min(1).optional(),
+  })
+  .strict();
+
 /** An S3 key prefix: `/`-separated segments of safe characters; stored with a trailing `/`. */
 const s3Prefix = z
   .string()
@@ -366,6 +383,7 @@ export const mirrorSchema = z
     /** Tag retention policies; the first whose upstream and repository match applies. */
     retention: z.array(retentionPolicySchema).default([]),
     warm: mirrorWarmSchema.prefault({}),
+    prefetch: mirrorPrefetchSchema.prefault({}),
     tls: tlsSchema.optional(),
     /** How long a client may take to send its request headers. */
     headersTimeout: duration.default(30_000),
@@ -434,6 +452,21 @@ export const webhookSchema = z
       })
       .strict()
       .default({ enabled: true, interval: 10_000, timeout: 3_000, whenUnreachable: 'skip' }),
+    /** Tell the mirror which images an admitted pod will pull, so it fetches them before the kubelet asks (docs/webhook.md#prefetch). */
+    prefetch: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** The mirror's prefetch endpoint. Default: `/v2/_mirrorgate/prefetch` on the origin of `mirrorProbe.url`. */
+        url: z.url({ protocol: /^https?$/ }).optional(),
+        /** How long one notice may take; it never delays an admission, whatever this is. */
+        timeout: duration.refine((ms) => ms >= 10 && ms <= 60_000, 'between 10ms and 1m').default(1_000),
+        /** Notices in flight at once; an admission beyond that sends none (counted as dropped). */
+        maxInFlight: z.number().int().min(1).max(1024).default(16),
+        /** A mirror user that may pull the images (the mirror refuses prefetches it could not pull). */
+        credentials: upstreamCredentials.optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -500,6 +533,7 @@ export type MirrorRedisConfig = z.output<typeof mirrorRedisSchema>;
 export type S3StorageConfig = z.output<typeof s3StorageSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type MirrorWarmConfig = z.output<typeof mirrorWarmSchema>;
+export type MirrorPrefetchConfig = z.output<typeof mirrorPrefetchSchema>;
 export type WebhookConfig = z.output<typeof webhookSchema>;
 export type AccessConfig = z.output<typeof accessSchema>;
 export type AccessAction = (typeof ACCESS_ACTIONS)[number];

@@ -21,6 +21,9 @@ export class MirrorMetrics {
   readonly rateLimitLimit: Gauge<'upstream'>;
   readonly staleServed: Counter<'upstream'>;
   readonly warmImages: Gauge<'state'>;
+  readonly prefetchRequests: Counter<'result'>;
+  readonly prefetchImages: Counter<'state'>;
+  readonly prefetchPending: Gauge;
   /** The cache lookups of the last hours, per minute, for the status page's chart. */
   readonly traffic: TrafficHistory;
 
@@ -97,6 +100,23 @@ export class MirrorMetrics {
       name: 'mirrorgate_warm_images',
       help: 'Images kept warm (mirror.warm.images), by state (pending, warming, warm, failed)',
       labelNames: ['state'],
+      registers,
+    });
+    this.prefetchRequests = new Counter({
+      name: 'mirrorgate_prefetch_requests_total',
+      help: 'Prefetch requests (POST /v2/_mirrorgate/prefetch), by result (accepted, invalid, denied)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.prefetchImages = new Counter({
+      name: 'mirrorgate_prefetch_images_total',
+      help: 'Images asked for by prefetch requests, by state (queued, merged, dropped, hosted, fetched, failed)',
+      labelNames: ['state'],
+      registers,
+    });
+    this.prefetchPending = new Gauge({
+      name: 'mirrorgate_prefetch_pending',
+      help: 'Prefetched images waiting in the queue or being fetched',
       registers,
     });
   }

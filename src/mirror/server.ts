@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../common/clock.js';
+import { fail } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { formatListen, parseListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
@@ -13,10 +14,12 @@ import { CacheManager } from './cache/cache-manager.js';
 import { createMirrorApp } from './http/app.js';
 import { requestGuard } from './http/guard.js';
 import { createHttpServer } from './http/http-server.js';
+import { prefetchRoute } from './http/prefetch-route.js';
 import { Semaphore } from './limits/semaphore.js';
 import { LocalBlobStore } from './local/local-blob-store.js';
 import { LocalManifestStore } from './local/local-manifest-store.js';
 import { MirrorMetrics } from './metrics.js';
+import { Prefetcher } from './prefetch/prefetcher.js';
 import { ProxyBlobStore } from './proxy/proxy-blob-store.js';
 import { ProxyManifestStore } from './proxy/proxy-manifest-store.js';
 import { HostedManifests } from './hosted/hosted-manifests.js';
@@ -30,6 +33,8 @@ import type { Storage } from './store/storage.js';
 import { StorageFullState } from './store/storage-full.js';
 import { TlsFiles } from './tls/tls-files.js';
 import { Upstreams } from './upstream/upstreams.js';
+import { fetchImage } from './warm/fetch-image.js';
+import { RepositorySource, type CacheProbe } from './warm/repository-source.js';
 import { WarmKeeper } from './warm/warm-keeper.js';
 
 export interface MirrorServerDeps {
@@ -70,6 +75,8 @@ export class MirrorServer {
   readonly cache: CacheManager;
   /** Images kept warm (`mirror.warm`). */
   readonly warm: WarmKeeper;
+  /** Images fetched ahead of a pull at the webhook's word (`mirror.prefetch`); undefined when off. */
+  readonly prefetcher: Prefetcher | undefined;
   /** What the status page at /ui shows. */
   readonly status: StatusService;
   private tls: TlsFiles | undefined;
@@ -86,13 +93,14 @@ export class MirrorServer {
     this.auth = createMirrorAuth(config.mirror.auth, { logger, clock, watchIntervalMs: config.mirror.watchInterval, verify: deps.passwordVerifier });
     const tracker = new AccessTracker(this.storage.metadata, { clock, logger });
     this.local = { blobs: new LocalBlobStore(this.storage, tracker), manifests: new LocalManifestStore(this.storage, tracker) };
+    const storageFull = new StorageFullState(clock);
     this.blobs = new ProxyBlobStore({
       local: this.local.blobs,
       metadata: this.storage.metadata,
       upstreams: this.upstreams,
       logger,
       metrics: this.metrics,
-      storageFull: new StorageFullState(clock),
+      storageFull,
     });
     this.manifests = new ProxyManifestStore({ local: this.local.manifests, upstreams: this.upstreams, clock, logger, metrics: this.metrics });
     const hosted = config.mirror.hosted;
@@ -119,16 +127,31 @@ export class MirrorServer {
       onRemoved: (keys) => localManifests.forget(keys),
     });
     const localBlobs = this.local.blobs;
+    const cacheProbe: CacheProbe = {
+      isCached: async (repo, digest) => (await localBlobs.holds(repo, digest)) && (await localBlobs.statContent(digest)) !== undefined,
+      settled: (digest) => this.blobs.settled(digest),
+    };
     this.warm = new WarmKeeper(config.mirror.warm, {
       resolve: (repo) => this.router.resolve(repo.path, repo.upstream),
-      cache: {
-        isCached: async (repo, digest) => (await localBlobs.holds(repo, digest)) && (await localBlobs.statContent(digest)) !== undefined,
-        settled: (digest) => this.blobs.settled(digest),
-      },
+      cache: cacheProbe,
       clock,
       logger,
       metrics: this.metrics,
     });
+    const prefetch = config.mirror.prefetch;
+    const platforms = prefetch.platforms ?? config.mirror.warm.platforms;
+    this.prefetcher = prefetch.enabled
+      ? new Prefetcher(prefetch, {
+          // The warm images' fetch, through the same caching stores as a pull.
+          fetch: async (target, signal) => {
+            // With the disk full a blob would be streamed from the upstream and thrown away: not worth the bandwidth.
+            if (storageFull.isFull) throw fail('STORAGE_FULL', 'storage is full: nothing is prefetched');
+            return fetchImage(new RepositorySource(this.router.resolve(target.repo.path, target.repo.upstream), cacheProbe), target.reference, platforms, signal);
+          },
+          logger,
+          metrics: this.metrics,
+        })
+      : undefined;
     this.status = new StatusService({
       contents: new CacheContentsReader({ storage: this.storage, lastAccess: (key) => tracker.lastAccess(key), publicName: (repo) => (isHosted(repo) ? repo.path : this.upstreams.publicName(repo)), clock }),
       upstreams: this.upstreams,
@@ -161,9 +184,10 @@ export class MirrorServer {
   }
 
   private async listenAndServe(): Promise<{ url: string; host: string; port: number }> {
+    const access = new AccessRules(this.config.mirror.access, this.config.mirror.auth.realm);
     const app = createMirrorApp({
       router: this.router,
-      access: new AccessRules(this.config.mirror.access, this.config.mirror.auth.realm),
+      access,
       logger: this.deps.logger,
       metrics: this.metrics,
       isReady: () => this.ready,
@@ -171,6 +195,7 @@ export class MirrorServer {
       guard: requestGuard(this.config.mirror.limits, this.deps.logger),
       auth: this.auth?.middleware,
       status: this.status,
+      prefetch: this.prefetcher ? prefetchRoute({ router: this.router, access, prefetcher: this.prefetcher, metrics: this.metrics, logger: this.deps.logger }) : undefined,
     });
     const tls = this.config.mirror.tls;
     if (tls) {
@@ -237,10 +262,12 @@ export class MirrorServer {
     await this.auth?.close();
     this.tls?.close();
     clearInterval(this.uploadExpiry);
-    // A warm fetch asks for nothing more; the requests it has in progress finish as the upstreams close.
+    // A warm fetch or a prefetch asks for nothing more; the requests it has in progress finish as the upstreams close.
     const warmStopped = this.warm.stop();
+    const prefetchStopped = this.prefetcher?.stop();
     await this.upstreams.close();
     await warmStopped;
+    await prefetchStopped;
     await this.cache.stop();
     if (this.ownsStorage) await this.storage.close?.();
   }

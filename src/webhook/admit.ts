@@ -3,7 +3,8 @@ import type { Logger } from '../common/logger.js';
 import type { RewriteRules } from '../reference/rewrite.js';
 import type { AdmissionRequest, AdmissionReviewResponse, Pod } from './admission-types.js';
 import { operationLabel, type WebhookMetrics } from './metrics.js';
-import { mutatePod } from './pod-mutation.js';
+import { mutatePod, type ImageDecision } from './pod-mutation.js';
+import { prefetchImages } from './prefetch.js';
 import { allowed, patched } from './review.js';
 
 export interface AdmissionSettings {
@@ -21,6 +22,11 @@ export interface AdmitterDeps {
   logger: Logger;
   /** The mutation; replaceable so tests can make it throw and watch the webhook fail open. */
   mutate?: typeof mutatePod;
+  /**
+   * Told the images (mirror-relative names) a real admission sent to the mirror. Must return at once; it is never
+   * awaited, and whatever it does cannot change the answer.
+   */
+  prefetch?: ((images: readonly string[]) => void) | undefined;
 }
 
 export const FAIL_OPEN_WARNING = 'mirrorgate: internal error; pod admitted unchanged';
@@ -73,6 +79,8 @@ export class Admitter {
     }
     const patch = fastJsonPatch.compare(pod, result.pod);
     const changed = result.decisions.filter((d) => d.changed);
+    // A dry run creates nothing, so nothing will be pulled.
+    if (changed.length > 0 && request.dryRun !== true) this.notifyPrefetch(changed, settings.rules.mirrorHost, request.uid);
     if (changed.length > 0 || result.warnings.length > 0) {
       this.deps.logger.info(
         {
@@ -88,5 +96,15 @@ export class Admitter {
       );
     }
     return patched(request.uid, patch, result.warnings);
+  }
+
+  private notifyPrefetch(changed: readonly ImageDecision[], mirrorHost: string, uid: string): void {
+    if (!this.deps.prefetch) return;
+    try {
+      this.deps.prefetch(prefetchImages(changed, mirrorHost));
+    } catch (err) {
+      // Never a reason to fail the admission open or closed: the pod is admitted as mutated.
+      this.deps.logger.debug({ err, uid }, 'prefetch notice failed');
+    }
   }
 }

@@ -17,6 +17,8 @@ export class WebhookMetrics {
   readonly certReloads: Counter<'result'>;
   readonly certNotAfter: Gauge;
   readonly pullSecretSync: Counter<'action'>;
+  /** Prefetch notices to the mirror, by result (accepted, refused, failed, dropped). */
+  readonly prefetch: Counter<'result'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = (this.registry = new Registry());
@@ -36,6 +38,12 @@ export class WebhookMetrics {
     this.certReloads = new Counter({ name: 'mirrorgate_webhook_cert_reloads_total', help: 'Serving certificate loads', labelNames: ['result'], registers: [registry] });
     this.certNotAfter = new Gauge({ name: 'mirrorgate_webhook_cert_not_after_seconds', help: 'Expiry of the serving certificate (unix seconds)', registers: [registry] });
     this.pullSecretSync = new Counter({ name: 'mirrorgate_webhook_pull_secret_sync_total', help: 'Pull secret copies written or removed', labelNames: ['action'], registers: [registry] });
+    this.prefetch = new Counter({
+      name: 'mirrorgate_webhook_prefetch_total',
+      help: 'Notices to the mirror of the images an admitted pod will pull, by result (accepted, refused, failed, dropped)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
   }
 }
 

@@ -11,6 +11,7 @@ import { listenHttps } from './https-server.js';
 import { ownNamespace } from './kube.js';
 import { WebhookMetrics } from './metrics.js';
 import { MirrorHealth } from './mirror-health.js';
+import { cachedAuthorization, defaultPrefetchUrl, PrefetchNotifier } from './prefetch.js';
 import { PullSecretSync } from './pull-secret-sync.js';
 import { rulesFromConfig } from './rules.js';
 import type { TlsSource } from './tls-source.js';
@@ -80,6 +81,19 @@ export async function startWebhook(opts: WebhookRuntimeOptions): Promise<Running
       return !health || !p.enabled || p.whenUnreachable === 'rewrite' || health.reachable();
     };
 
+    const pf = wh.prefetch;
+    const prefetch = pf.enabled
+      ? new PrefetchNotifier({
+          url: pf.url ?? defaultPrefetchUrl(probe.url ?? `https://${wh.mirrorHost}/v2/`),
+          timeoutMs: pf.timeout,
+          maxInFlight: pf.maxInFlight,
+          authorization: pf.credentials ? cachedAuthorization(pf.credentials, opts.env ?? process.env, clock) : undefined,
+          logger,
+          metrics,
+        })
+      : undefined;
+    if (prefetch) cleanups.push(() => prefetch.close());
+
     let tls = opts.tls;
     let certs: CertSecretManager | undefined;
     if (!tls) {
@@ -120,7 +134,7 @@ export async function startWebhook(opts: WebhookRuntimeOptions): Promise<Running
       cleanups.push(() => sync.stop());
     }
 
-    const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger });
+    const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger, prefetch: prefetch && ((images) => prefetch.notify(images)) });
     const app = createWebhookApp({ admitter, metrics, logger, maxBodySize: wh.maxBodySize, ready: () => ready });
     const listen = opts.listen ?? parseListen(wh.listen);
     if (!listen) throw new Error(`invalid listen address ${wh.listen}`);

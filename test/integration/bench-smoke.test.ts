@@ -47,3 +47,17 @@ test('npm run bench -- 1 8 --quick produces throughput figures', async () => {
   expect(sizes.length).toBe(2);
   for (const k of sizes) expect(scaling.metrics[k]).toBeGreaterThan(0);
 }, 60_000);
+
+test('npm run bench -- 11 --quick times a pod start with and without prefetch on admission', async () => {
+  const dir = cleanup.add(await makeTempDir('mirrorgate-bench-smoke-'));
+  const json = join(dir.path, 'results.json');
+  await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '11', '--quick', '--tsx', '--json', json], { cwd: ROOT, timeout: 55_000, maxBuffer: 16 << 20 });
+  const { results } = JSON.parse(await readFile(json, 'utf8')) as Results;
+  expect(results.map((r) => r.id)).toEqual(['11']);
+  const [prefetch] = results as [Results['results'][number]];
+  expect(prefetch.skipped).toBeUndefined();
+  for (const client of ['curl', 'skopeo']) {
+    for (const key of ['PrefetchPullMs', 'NoPrefetchPullMs', 'PrefetchTotalMs', 'NoPrefetchTotalMs']) expect(prefetch.metrics[`${client}${key}`]).toBeGreaterThan(0);
+  }
+  expect(prefetch.checks.length).toBe(1);
+}, 60_000);

@@ -6,6 +6,7 @@ import type { StatusService } from '../status/status-report.js';
 import { registerStatusPage } from '../ui/routes.js';
 import { sendError } from './error-envelope.js';
 import { envelopeErrors } from './guard.js';
+import { PREFETCH_PATH } from './prefetch-route.js';
 import { requestLog } from './request-log.js';
 import { createRoutes, type MirrorRouteDeps } from './routes.js';
 
@@ -22,6 +23,8 @@ export interface MirrorAppDeps extends MirrorRouteDeps {
   auth?: RequestHandler | undefined;
   /** The status page's domain; the page is served at /ui when given. */
   status?: StatusService | undefined;
+  /** `POST /v2/_mirrorgate/prefetch`, when prefetch is on (behind `auth`, like the registry API). */
+  prefetch?: RequestHandler | undefined;
 }
 
 /** Assembles the mirror's express app: request log, the read API, the status page, health and metrics. */
@@ -59,6 +62,7 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
   }
   if (deps.status) registerStatusPage(app, { status: deps.status, access: deps.access, logger: deps.logger });
   const routes = createRoutes(deps);
+  if (deps.prefetch) app.post(PREFETCH_PATH, deps.prefetch);
   app.get('/v2/', routes.base);
   app.get('/v2/_catalog', routes.catalog);
   app.all('/v2/*path', routes.v2);
