@@ -1,0 +1,109 @@
+/**
+ * Where a review's time goes: runs the webhook (as in bench/webhook.ts, its own process, info logging) under
+ * closed-loop load with a V8 CPU profile, then prints the time by stage (parse, copy, mutate, diff, serialize,
+ * log, metrics, HTTP, TLS, GC), the functions with the most self time and those with the most time including
+ * their callees.
+ *
+ *   node --import tsx bench/profile-webhook.ts [--seconds 10] [--log info|silent] [--top 25] [--keep DIR]
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent } from 'undici';
+import { generateBundle, LOCAL_IPS } from '../src/webhook/certs.js';
+import { CpuProfile, formatShares } from './lib/cpu-profile.js';
+import { saturate } from './lib/review-load.js';
+import { mainThreadProfile, spawnServer } from './lib/review-servers.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const seconds = Number(opt('--seconds') ?? 10);
+const logLevel = opt('--log') ?? 'info';
+const top = Number(opt('--top') ?? 25);
+const keep = opt('--keep');
+const concurrency = 32;
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fixture = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'admission', 'pod-create-kubectl-run.json');
+const body = readFileSync(fixture, 'utf8');
+const uid = (JSON.parse(body) as { request: { uid: string } }).request.uid;
+
+/** Stages, innermost first: the first rule a frame of the stack matches (walking from the leaf up) names the sample. */
+const STAGES: Array<[RegExp, string]> = [
+  [/node_modules\/fast-json-patch\//, 'diff (fast-json-patch)'],
+  [/node_modules\/(pino|sonic-boom|fast-redact|@pinojs|quick-format-unescaped|atomic-sleep|on-exit-leak-free|thread-stream|safe-stable-stringify)\//, 'log (pino)'],
+  [/node_modules\/(prom-client|tdigest|bintrees)\//, 'metrics (prom-client)'],
+  [/src\/(webhook\/pod-mutation|reference\/)/, 'mutate (copy, rewrite)'],
+  [/src\/webhook\/(admit|review|patch)/, 'admit (decide, patch, encode)'],
+  [/src\/webhook\/http/, 'http edge (body, JSON.parse, decode)'],
+  [/node_modules\/(body-parser|raw-body|iconv-lite|type-is|content-type|bytes|http-errors|unpipe)\//, 'body read (express.raw)'],
+  [/node_modules\//, 'express (router, response)'],
+  [/^node:/, 'HTTP, TLS, sockets, timers (node; TLS encryption is in writev)'],
+];
+/** Samples with these anywhere on the stack are not reviews. */
+const NOT_REVIEWS: Array<[RegExp, string]> = [[/^node:internal\/modules\//, 'start-up (module loading)']];
+/** JSON builtins are named after the stage of their caller, so parse and serialize show apart from the rest. */
+const JSON_BUILTINS: Record<string, string> = { parse: 'JSON.parse', stringify: 'JSON.stringify' };
+
+function stageOf(frame: { functionName: string; url: string }, leaf: { functionName: string; url: string }, stack: ReadonlyArray<{ url: string }>): string | undefined {
+  if (frame === leaf) {
+    for (const [re, name] of NOT_REVIEWS) if (stack.some((f) => re.test(f.url))) return name;
+  }
+  if (!frame.url) {
+    if (frame === leaf && ['(garbage collector)', '(idle)', '(program)'].includes(frame.functionName)) return frame.functionName;
+    return undefined;
+  }
+  for (const [re, name] of STAGES) {
+    if (re.test(frame.url.replace(/^.*\/(node_modules|src)\//, '$1/'))) {
+      const builtin = !leaf.url ? JSON_BUILTINS[leaf.functionName] : undefined;
+      return builtin ? `${name}: ${builtin}` : name;
+    }
+  }
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  const certs = generateBundle({ now: Date.now(), validityMs: 86_400_000, dnsNames: ['localhost'], ipAddresses: LOCAL_IPS });
+  const dir = keep ? path.resolve(keep) : mkdtempSync(path.join(tmpdir(), 'mirrorgate-profile-webhook-'));
+  writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
+  writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
+  const agent = new Agent({ connect: { ca: certs.caCert, servername: 'localhost' }, connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
+  const server = await spawnServer('webhook', dir, { logLevel, uid, cpuProfDir: dir });
+  let reviews = 0;
+  let cpuMs = 0;
+  try {
+    const load = { agent, url: `https://127.0.0.1:${server.port}/mutate`, body, uid };
+    reviews += (await saturate(load, concurrency, 1000)).ok;
+    const cpu0 = server.cpuMs();
+    const r = await saturate(load, concurrency, seconds * 1000);
+    cpuMs = server.cpuMs() - cpu0;
+    reviews += r.ok;
+    console.log(`${r.ok} reviews in ${seconds} s (${r.throughput.toFixed(0)}/s, ${r.errors} errors), server CPU ${((cpuMs * 1000) / Math.max(1, r.ok)).toFixed(0)} us per review, log level ${logLevel}`);
+  } finally {
+    await agent.close();
+    await server.stop();
+  }
+  const file = mainThreadProfile(dir, 'webhook');
+  if (!file) throw new Error(`no profile written in ${dir}`);
+  const p = CpuProfile.read(file);
+  const stages = p.categories(stageOf);
+  const aside = new Set(['(idle)', ...NOT_REVIEWS.map(([, name]) => name)]);
+  const busyUs = stages.filter(([k]) => !aside.has(k)).reduce((a, [, us]) => a + us, 0);
+  const asideText = stages.filter(([k]) => aside.has(k)).map(([k, us]) => `${k} ${(us / 1e6).toFixed(1)} s`).join(', ');
+  console.log(`${(p.totalUs / 1e6).toFixed(1)} s sampled (${asideText}); the rest, ${(busyUs / 1e6).toFixed(1)} s, by stage, and per review (${reviews}, warm-up included):`);
+  for (const [name, us] of stages.filter(([k]) => !aside.has(k)).slice(0, top)) {
+    console.log(`${((us / busyUs) * 100).toFixed(1).padStart(5)}%  ${(us / Math.max(1, reviews)).toFixed(1).padStart(6)} us  ${name}`);
+  }
+  console.log('\nself time (share of all samples):');
+  for (const line of formatShares(p.self(), p.totalUs, top)) console.log(line);
+  console.log('\nincluding callees:');
+  for (const line of formatShares(p.inclusive(), p.totalUs, top)) console.log(line);
+  if (!keep) rmSync(dir, { recursive: true, force: true });
+  else console.log(`\nprofile kept in ${file}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`profile-webhook: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});
