@@ -1,4 +1,3 @@
-import fastJsonPatch from 'fast-json-patch';
 import type { Logger } from '../common/logger.js';
 import type { RewriteRules } from '../reference/rewrite.js';
 import type { AdmissionRequest, AdmissionReviewResponse, Pod } from './admission-types.js';
@@ -71,7 +70,6 @@ export class Admitter {
     for (const d of result.decisions) {
       this.deps.metrics.images.inc({ result: d.changed ? 'rewritten' : 'unchanged', reason: d.reason });
     }
-    const patch = fastJsonPatch.compare(pod, result.pod);
     const changed = result.decisions.filter((d) => d.changed);
     if (changed.length > 0 || result.warnings.length > 0) {
       this.deps.logger.info(
@@ -87,6 +85,6 @@ export class Admitter {
         changed.length > 0 ? 'rewrote pod images' : 'left pod images unchanged',
       );
     }
-    return patched(request.uid, patch, result.warnings);
+    return patched(request.uid, result.patch, result.warnings);
   }
 }
