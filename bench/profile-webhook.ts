@@ -4,7 +4,11 @@
  * log, metrics, HTTP, TLS, GC), the functions with the most self time and those with the most time including
  * their callees.
  *
- *   node --import tsx bench/profile-webhook.ts [--seconds 10] [--log info|silent] [--top 25] [--keep DIR]
+ *   node --import tsx bench/profile-webhook.ts [--seconds 10] [--log info|silent] [--top 25] [--keep DIR] [--dist DIR]
+ *     [--server webhook|floor|constant]    # the same for a peer, to compare what node's HTTP and TLS cost each
+ *
+ * `--dist DIR` profiles the webhook compiled by tsc into DIR (as deployed); without it, src/ runs under tsx,
+ * whose transform adds a `__name` call for every function created.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +18,7 @@ import { Agent } from 'undici';
 import { generateBundle, LOCAL_IPS } from '../src/webhook/certs.js';
 import { CpuProfile, formatShares } from './lib/cpu-profile.js';
 import { saturate } from './lib/review-load.js';
-import { mainThreadProfile, spawnServer } from './lib/review-servers.js';
+import { mainThreadProfile, SERVER_KINDS, spawnServer, type ServerKind } from './lib/review-servers.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -22,6 +26,9 @@ const seconds = Number(opt('--seconds') ?? 10);
 const logLevel = opt('--log') ?? 'info';
 const top = Number(opt('--top') ?? 25);
 const keep = opt('--keep');
+const dist = opt('--dist') ? path.resolve(opt('--dist')!) : undefined;
+const kind = (opt('--server') ?? 'webhook') as ServerKind;
+if (!SERVER_KINDS.includes(kind)) throw new Error(`--server ${SERVER_KINDS.join('|')}`);
 const concurrency = 32;
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,9 +41,10 @@ const STAGES: Array<[RegExp, string]> = [
   [/node_modules\/fast-json-patch\//, 'diff (fast-json-patch)'],
   [/node_modules\/(pino|sonic-boom|fast-redact|@pinojs|quick-format-unescaped|atomic-sleep|on-exit-leak-free|thread-stream|safe-stable-stringify)\//, 'log (pino)'],
   [/node_modules\/(prom-client|tdigest|bintrees)\//, 'metrics (prom-client)'],
-  [/src\/(webhook\/pod-mutation|reference\/)/, 'mutate (copy, rewrite)'],
-  [/src\/webhook\/(admit|review|patch)/, 'admit (decide, patch, encode)'],
-  [/src\/webhook\/http/, 'http edge (body, JSON.parse, decode)'],
+  [/^(src|dist)\/(webhook\/pod-mutation|webhook\/pod-edit|reference\/)/, 'mutate (rewrite, patch)'],
+  [/^(src|dist)\/webhook\/(admit|review)/, 'admit (decide, encode)'],
+  [/^(src|dist)\/webhook\/(http|read-body)/, 'http edge (body, JSON.parse, decode)'],
+  [/bench\/lib\/review-server/, 'peer handler (body, JSON.parse, answer)'],
   [/node_modules\/(body-parser|raw-body|iconv-lite|type-is|content-type|bytes|http-errors|unpipe)\//, 'body read (express.raw)'],
   [/node_modules\//, 'express (router, response)'],
   [/^node:/, 'HTTP, TLS, sockets, timers (node; TLS encryption is in writev)'],
@@ -55,7 +63,7 @@ function stageOf(frame: { functionName: string; url: string }, leaf: { functionN
     return undefined;
   }
   for (const [re, name] of STAGES) {
-    if (re.test(frame.url.replace(/^.*\/(node_modules|src)\//, '$1/'))) {
+    if (re.test(frame.url.replace(/^.*?\/(node_modules|src|dist|bench)\//, '$1/'))) {
       const builtin = !leaf.url ? JSON_BUILTINS[leaf.functionName] : undefined;
       return builtin ? `${name}: ${builtin}` : name;
     }
@@ -69,7 +77,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
   writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
   const agent = new Agent({ connect: { ca: certs.caCert, servername: 'localhost' }, connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
-  const server = await spawnServer('webhook', dir, { logLevel, uid, cpuProfDir: dir });
+  const server = await spawnServer(kind, dir, { logLevel, uid, cpuProfDir: dir, ...(dist ? { dist } : {}) });
   let reviews = 0;
   let cpuMs = 0;
   try {
@@ -79,12 +87,12 @@ async function main(): Promise<void> {
     const r = await saturate(load, concurrency, seconds * 1000);
     cpuMs = server.cpuMs() - cpu0;
     reviews += r.ok;
-    console.log(`${r.ok} reviews in ${seconds} s (${r.throughput.toFixed(0)}/s, ${r.errors} errors), server CPU ${((cpuMs * 1000) / Math.max(1, r.ok)).toFixed(0)} us per review, log level ${logLevel}`);
+    console.log(`${r.ok} reviews in ${seconds} s (${r.throughput.toFixed(0)}/s, ${r.errors} errors), ${kind} CPU ${((cpuMs * 1000) / Math.max(1, r.ok)).toFixed(0)} us per review${kind === 'webhook' ? `, log level ${logLevel}, ${dist ? 'compiled' : 'src/ under tsx'}` : ''}`);
   } finally {
     await agent.close();
     await server.stop();
   }
-  const file = mainThreadProfile(dir, 'webhook');
+  const file = mainThreadProfile(dir, kind);
   if (!file) throw new Error(`no profile written in ${dir}`);
   const p = CpuProfile.read(file);
   const stages = p.categories(stageOf);

@@ -9,6 +9,7 @@
  *   node --import tsx bench/webhook.ts                 # 5 s per step
  *   node --import tsx bench/webhook.ts --quick         # smoke run, well under a second per step
  *   node --import tsx bench/webhook.ts --log silent    # the webhook without its info log lines
+ *   node --import tsx bench/webhook.ts --dist DIR      # the webhook compiled (tsc) into DIR, as deployed
  *   node --import tsx bench/webhook.ts --cpu-prof DIR  # also V8 CPU profiles of the servers, in DIR
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ const opt = (name: string): string | undefined => (args.includes(name) ? args[ar
 const quick = args.includes('--quick');
 const logLevel = opt('--log') ?? 'info';
 const cpuProfDir = opt('--cpu-prof') ? path.resolve(opt('--cpu-prof')!) : undefined;
+const dist = opt('--dist') ? path.resolve(opt('--dist')!) : undefined;
 const stepMs = quick ? 300 : 5000;
 const warmupMs = quick ? 100 : 1000;
 const rates = quick ? [200] : [500, 1000];
@@ -48,14 +50,14 @@ async function main(): Promise<void> {
   const servers: SpawnedServer[] = [];
   const agent = new Agent({ connect: { ca: certs.caCert, servername: 'localhost' }, connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
   try {
-    for (const kind of SERVER_KINDS) servers.push(await spawnServer(kind, certDir, { logLevel, uid, ...(cpuProfDir ? { cpuProfDir } : {}) }));
+    for (const kind of SERVER_KINDS) servers.push(await spawnServer(kind, certDir, { logLevel, uid, ...(dist ? { dist } : {}), ...(cpuProfDir ? { cpuProfDir } : {}) }));
     const loadFor = (s: SpawnedServer): ReviewLoad => ({ agent, url: `https://127.0.0.1:${s.port}/mutate`, body, uid });
     for (const s of servers) await saturate(loadFor(s), concurrency, warmupMs);
 
     const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
     const load0 = loadavg()[0]!;
     const rows: string[] = [];
-    rows.push(`node ${process.version}, ${fixtureName} (${Buffer.byteLength(body)} bytes), ${stepMs} ms per step, keep-alive, ${concurrency} connections max, webhook log level ${logLevel}`);
+    rows.push(`node ${process.version}, ${fixtureName} (${Buffer.byteLength(body)} bytes), ${stepMs} ms per step, keep-alive, ${concurrency} connections max, webhook from ${dist ? 'compiled dist/' : 'src/ (tsx)'}, log level ${logLevel}`);
     rows.push('step           target            p50 ms   p99 ms    req/s   cpu us/review  errors');
     const steps: Array<{ label: string; run: (load: ReviewLoad) => Promise<LoadResult> }> = [
       ...rates.map((rate) => ({ label: `${rate}/s`, run: (load: ReviewLoad) => fixedRate(load, rate, stepMs) })),
