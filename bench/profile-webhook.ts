@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { generateBundle, LOCAL_IPS } from '../src/webhook/certs.js';
 import { CpuProfile, formatShares } from './lib/cpu-profile.js';
-import { saturate } from './lib/review-load.js';
+import { saturate, summarise } from './lib/review-load.js';
 import { mainThreadProfile, SERVER_KINDS, spawnServer, type ServerKind } from './lib/review-servers.js';
 
 const args = process.argv.slice(2);
@@ -76,9 +76,9 @@ async function main(): Promise<void> {
   let cpuMs = 0;
   try {
     const load = { agent, url: `https://127.0.0.1:${server.port}/mutate`, body, uid };
-    reviews += (await saturate(load, concurrency, 1000)).ok;
+    reviews += (await saturate(load, concurrency, 1000)).latencies.length;
     const cpu0 = server.cpuMs();
-    const r = await saturate(load, concurrency, seconds * 1000);
+    const r = summarise([await saturate(load, concurrency, seconds * 1000)]);
     cpuMs = server.cpuMs() - cpu0;
     reviews += r.ok;
     console.log(`${r.ok} reviews in ${seconds} s (${r.throughput.toFixed(0)}/s, ${r.errors} errors), ${kind} CPU ${((cpuMs * 1000) / Math.max(1, r.ok)).toFixed(0)} us per review${kind === 'webhook' ? `, log level ${logLevel}, ${dist ? 'compiled' : 'src/ under tsx'}` : ''}`);

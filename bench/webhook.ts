@@ -6,7 +6,8 @@
  * Ratios are against the floor. `cpu us/review` is the server process's user + system CPU per answered review
  * (from /proc), which moves less with the machine's load than latency does.
  *
- *   node --import tsx bench/webhook.ts                 # 5 s per step
+ *   node --import tsx bench/webhook.ts                 # 5 s per step and server, in 5 slices taking turns
+ *   node --import tsx bench/webhook.ts --step-ms 10000 --slices 10
  *   node --import tsx bench/webhook.ts --quick         # smoke run, well under a second per step
  *   node --import tsx bench/webhook.ts --log silent    # the webhook without its info log lines
  *   node --import tsx bench/webhook.ts --dist DIR      # the webhook compiled (tsc) into DIR, as deployed
@@ -18,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from 'undici';
 import { generateBundle, LOCAL_IPS } from '../src/webhook/certs.js';
-import { fixedRate, saturate, type LoadResult, type ReviewLoad } from './lib/review-load.js';
+import { fixedRate, saturate, summarise, type LoadResult, type LoadRun, type ReviewLoad } from './lib/review-load.js';
 import { mainThreadProfile, SERVER_KINDS, spawnServer, type SpawnedServer } from './lib/review-servers.js';
 
 const args = process.argv.slice(2);
@@ -27,7 +28,8 @@ const quick = args.includes('--quick');
 const logLevel = opt('--log') ?? 'info';
 const cpuProfDir = opt('--cpu-prof') ? path.resolve(opt('--cpu-prof')!) : undefined;
 const dist = opt('--dist') ? path.resolve(opt('--dist')!) : undefined;
-const stepMs = quick ? 300 : 5000;
+const stepMs = quick ? 300 : Number(opt('--step-ms') ?? 5000);
+const slices = quick ? 1 : Number(opt('--slices') ?? 5);
 const warmupMs = quick ? 100 : 1000;
 const rates = quick ? [200] : [500, 1000];
 const concurrency = 32;
@@ -57,18 +59,30 @@ async function main(): Promise<void> {
     const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
     const load0 = loadavg()[0]!;
     const rows: string[] = [];
-    rows.push(`node ${process.version}, ${fixtureName} (${Buffer.byteLength(body)} bytes), ${stepMs} ms per step, keep-alive, ${concurrency} connections max, webhook from ${dist ? 'compiled dist/' : 'src/ (tsx)'}, log level ${logLevel}`);
+    rows.push(`node ${process.version}, ${fixtureName} (${Buffer.byteLength(body)} bytes), ${stepMs} ms per step and server in ${slices} slice(s), keep-alive, ${concurrency} connections max, webhook from ${dist ? 'compiled dist/' : 'src/ (tsx)'}, log level ${logLevel}`);
     rows.push('step           target            p50 ms   p99 ms    req/s   cpu us/review  errors');
-    const steps: Array<{ label: string; run: (load: ReviewLoad) => Promise<LoadResult> }> = [
-      ...rates.map((rate) => ({ label: `${rate}/s`, run: (load: ReviewLoad) => fixedRate(load, rate, stepMs) })),
-      { label: `saturation(${concurrency})`, run: (load: ReviewLoad) => saturate(load, concurrency, stepMs) },
+    const steps: Array<{ label: string; run: (load: ReviewLoad, ms: number) => Promise<LoadRun> }> = [
+      ...rates.map((rate) => ({ label: `${rate}/s`, run: (load: ReviewLoad, ms: number) => fixedRate(load, rate, ms) })),
+      { label: `saturation(${concurrency})`, run: (load: ReviewLoad, ms: number) => saturate(load, concurrency, ms) },
     ];
     for (const step of steps) {
+      // In slices, the servers taking turns (the first one rotating), so a change in the machine's load lands on all three.
+      const runs = new Map<string, { runs: LoadRun[]; cpuMs: number }>(servers.map((s) => [s.kind, { runs: [], cpuMs: 0 }]));
+      for (let slice = 0; slice < slices; slice++) {
+        for (let k = 0; k < servers.length; k++) {
+          const s = servers[(slice + k) % servers.length]!;
+          const cpu0 = s.cpuMs();
+          const run = await step.run(loadFor(s), stepMs / slices);
+          const acc = runs.get(s.kind)!;
+          acc.cpuMs += s.cpuMs() - cpu0;
+          acc.runs.push(run);
+        }
+      }
       const results = new Map<string, LoadResult & { cpuUs: number }>();
       for (const s of servers) {
-        const cpu0 = s.cpuMs();
-        const r = await step.run(loadFor(s));
-        const cpuUs = ((s.cpuMs() - cpu0) * 1000) / Math.max(1, r.ok);
+        const acc = runs.get(s.kind)!;
+        const r = summarise(acc.runs);
+        const cpuUs = (acc.cpuMs * 1000) / Math.max(1, r.ok);
         results.set(s.kind, { ...r, cpuUs });
         rows.push(`${step.label.padEnd(14)} ${s.kind.padEnd(16)} ${fmt(r.p50).padStart(7)}  ${fmt(r.p99).padStart(7)}  ${r.throughput.toFixed(0).padStart(7)}  ${fmt(cpuUs, 0).padStart(13)}  ${r.errors}`);
       }

@@ -5,8 +5,15 @@
  */
 import { request, type Agent } from 'undici';
 
+/** What one run of load measured; runs of the same step are merged with `summarise`. */
+export interface LoadRun {
+  /** Milliseconds, one per answered review. */
+  latencies: number[];
+  errors: number;
+  elapsedMs: number;
+}
+
 export interface LoadResult {
-  sent: number;
   ok: number;
   errors: number;
   p50: number;
@@ -26,9 +33,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function summarise(latencies: number[], errors: number, elapsedMs: number, sent: number): LoadResult {
-  latencies.sort((a, b) => a - b);
-  return { sent, ok: latencies.length, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99), throughput: (latencies.length * 1000) / elapsedMs };
+/** Percentiles over all the runs' latencies, throughput over their summed time. */
+export function summarise(runs: readonly LoadRun[]): LoadResult {
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const elapsedMs = runs.reduce((a, r) => a + r.elapsedMs, 0);
+  const errors = runs.reduce((a, r) => a + r.errors, 0);
+  return { ok: latencies.length, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99), throughput: (latencies.length * 1000) / elapsedMs };
 }
 
 async function post(load: ReviewLoad): Promise<boolean> {
@@ -37,7 +47,7 @@ async function post(load: ReviewLoad): Promise<boolean> {
   return res.statusCode === 200 && text.includes(load.uid);
 }
 
-export async function fixedRate(load: ReviewLoad, rate: number, durationMs: number): Promise<LoadResult> {
+export async function fixedRate(load: ReviewLoad, rate: number, durationMs: number): Promise<LoadRun> {
   const latencies: number[] = [];
   let errors = 0;
   const start = performance.now();
@@ -60,10 +70,10 @@ export async function fixedRate(load: ReviewLoad, rate: number, durationMs: numb
     );
   }
   await Promise.all(inflight);
-  return summarise(latencies, errors, performance.now() - start, total);
+  return { latencies, errors, elapsedMs: performance.now() - start };
 }
 
-export async function saturate(load: ReviewLoad, concurrency: number, durationMs: number): Promise<LoadResult> {
+export async function saturate(load: ReviewLoad, concurrency: number, durationMs: number): Promise<LoadRun> {
   const latencies: number[] = [];
   let errors = 0;
   const start = performance.now();
@@ -81,5 +91,5 @@ export async function saturate(load: ReviewLoad, concurrency: number, durationMs
       }
     }),
   );
-  return summarise(latencies, errors, performance.now() - start, latencies.length + errors);
+  return { latencies, errors, elapsedMs: performance.now() - start };
 }
