@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Scenario } from '../lib/context.js';
 import { emptyResult } from '../lib/report.js';
 
 const WEBHOOK_BENCH = join(resolve(import.meta.dirname, '..'), 'webhook.ts');
 
 /**
- * 7. The webhook: AdmissionReviews over TLS keep-alive at rising rates. Measured by bench/webhook.ts (its own
- * script, kept separately); this scenario runs it as a child process and includes what it prints.
+ * 7. The webhook: AdmissionReviews over TLS keep-alive at rising rates, beside a floor server (reads and parses the
+ * review) and a constant-answer server. Measured by bench/webhook.ts (its own script, kept separately); this
+ * scenario runs it as a child process, with the webhook compiled like the mirror (unless `--tsx`), and includes
+ * what it prints.
  */
 export const webhook: Scenario = {
   id: '7',
@@ -19,7 +21,9 @@ export const webhook: Scenario = {
       result.skipped = 'bench/webhook.ts is not there yet';
       return result;
     }
-    const args = ['--import', 'tsx', WEBHOOK_BENCH, ...(ctx.quick ? ['--quick'] : [])];
+    const compiled = ctx.mirrorMain.endsWith('.js') ? ['--dist', dirname(ctx.mirrorMain)] : [];
+    const profile = ctx.cpuProfDir ? ['--cpu-prof', ctx.cpuProfDir] : [];
+    const args = ['--import', 'tsx', WEBHOOK_BENCH, ...(ctx.quick ? ['--quick'] : []), ...compiled, ...profile];
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
       const child = spawn(process.execPath, args, { cwd: resolve(import.meta.dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
@@ -34,7 +38,9 @@ export const webhook: Scenario = {
     if (code !== 0) throw new Error(`bench/webhook.ts exited ${code}:\n${stderr.slice(-2000)}`);
     // Its output is a plain-text table: pass it through verbatim.
     result.tables.push({ columns: [], rows: [], title: `\`\`\`\n${stdout.trim()}\n\`\`\`` });
-    result.notes.push(`Output of \`node --import tsx bench/webhook.ts${ctx.quick ? ' --quick' : ''}\`.`);
+    const root = resolve(import.meta.dirname, '..', '..');
+    const shown = args.slice(3).map((a) => (a.startsWith(root) ? relative(root, a) : a));
+    result.notes.push(`Output of \`node --import tsx bench/webhook.ts ${shown.join(' ')}\`.`);
     result.metrics.exitCode = 0;
     return result;
   },

@@ -1,8 +1,9 @@
 import { rewriteImage, type RewriteReason, type RewriteRules } from '../reference/rewrite.js';
 import type { Container, Pod } from './admission-types.js';
 import { MIRROR_POD_ANNOTATION, OPT_IN_LABEL, OPT_OUT_VALUE, ORIGINAL_IMAGES_ANNOTATION } from './labels.js';
+import { PodEdit, type ContainerField, type PatchOperation } from './pod-edit.js';
 
-export type ContainerField = 'containers' | 'initContainers' | 'ephemeralContainers';
+export type { ContainerField };
 const ALL_FIELDS: readonly ContainerField[] = ['initContainers', 'containers', 'ephemeralContainers'];
 
 /** Why an image was not even offered to the rewrite. Bounded: labels a metric. */
@@ -33,7 +34,10 @@ export interface ImageDecision {
 }
 
 export interface MutationResult {
+  /** The mutated pod; objects the mutation did not change are shared with the input. */
   pod: Pod;
+  /** The JSON Patch from the input to `pod`. */
+  patch: PatchOperation[];
   decisions: ImageDecision[];
   warnings: string[];
 }
@@ -97,30 +101,32 @@ function readOriginals(pod: Pod): Record<string, string> {
 }
 
 /**
- * The pod mutation: pure, on a deep copy (`pod` is not modified). It decides, container by container, what image
- * the pod should carry, adds the pull secret on CREATE and records the original images. The caller diffs the
- * result into a JSON Patch.
+ * The pod mutation: pure (`pod` is not modified). It decides, container by container, what image the pod should
+ * carry, adds the pull secret on CREATE and records the original images, building the mutated pod copy-on-write
+ * and the JSON Patch that turns the input into it.
  */
 export function mutatePod(pod: Pod, ctx: MutationContext): MutationResult {
-  // The pod came from JSON, so a JSON round trip is an exact deep copy, and several times faster than structuredClone.
-  const copy = JSON.parse(JSON.stringify(pod)) as Pod;
+  const edit = new PodEdit(pod);
   const decisions: ImageDecision[] = [];
   const warnings: string[] = [];
+  const done = (): MutationResult => ({ pod: edit.pod, patch: edit.patch, decisions, warnings });
 
   const podSkip: SkipReason | undefined =
-    copy.metadata?.annotations?.[MIRROR_POD_ANNOTATION] !== undefined
+    pod.metadata?.annotations?.[MIRROR_POD_ANNOTATION] !== undefined
       ? 'mirror-pod'
-      : copy.metadata?.labels?.[OPT_IN_LABEL] === OPT_OUT_VALUE
+      : pod.metadata?.labels?.[OPT_IN_LABEL] === OPT_OUT_VALUE
         ? 'opted-out'
         : !ctx.rewriteAllowed
           ? 'mirror-unreachable'
-          : ctx.operation === 'UPDATE' && ctx.pullSecretName !== undefined && !hasPullSecret(copy, ctx.pullSecretName)
+          : ctx.operation === 'UPDATE' && ctx.pullSecretName !== undefined && !hasPullSecret(pod, ctx.pullSecretName)
             ? 'no-pull-secret'
             : undefined;
 
   const fields = editableFields(ctx);
   for (const field of fields) {
-    for (const c of containersOf(copy, field)) {
+    const containers = containersOf(pod, field);
+    for (let i = 0; i < containers.length; i++) {
+      const c = containers[i]!;
       if (typeof c.image !== 'string' || c.image === '') continue;
       const base = { field, container: c.name, input: c.image };
       if (!isNewOnUpdate(ctx, field, c)) {
@@ -133,7 +139,7 @@ export function mutatePod(pod: Pod, ctx: MutationContext): MutationResult {
       }
       const r = rewriteImage(c.image, ctx.rules);
       decisions.push({ ...base, output: r.output, changed: r.changed, reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) });
-      if (r.changed) c.image = r.output;
+      if (r.changed) edit.setImage(field, i, r.output);
       else if (WARN_REASONS.has(r.reason)) warnings.push(warning(`mirrorgate: container ${c.name}: image "${c.image}" left unchanged: ${r.detail ?? r.reason}`));
     }
   }
@@ -145,19 +151,17 @@ export function mutatePod(pod: Pod, ctx: MutationContext): MutationResult {
   } else if (podSkip === 'mirror-unreachable' && offered.length > 0) {
     warnings.push(warning('mirrorgate: the mirror is unreachable; images left unchanged'));
   }
-  if (rewritten.length === 0) return { pod: copy, decisions, warnings };
+  if (rewritten.length === 0) return done();
 
-  const spec = (copy.spec ??= {});
   // imagePullSecrets cannot change on UPDATE (the API server refuses it), so only CREATE adds it.
-  if (ctx.operation === 'CREATE' && ctx.pullSecretName !== undefined && !hasPullSecret(copy, ctx.pullSecretName)) {
-    spec.imagePullSecrets = [...(spec.imagePullSecrets ?? []), { name: ctx.pullSecretName }];
+  if (ctx.operation === 'CREATE' && ctx.pullSecretName !== undefined && !hasPullSecret(pod, ctx.pullSecretName)) {
+    edit.addPullSecret(ctx.pullSecretName);
   }
   // The ephemeralcontainers subresource drops metadata changes, so the annotation is only written for the pod itself.
   if (ctx.subResource !== 'ephemeralcontainers') {
-    const originals = readOriginals(copy);
+    const originals = readOriginals(pod);
     for (const d of rewritten) originals[d.container] = d.input;
-    const metadata = (copy.metadata ??= {});
-    metadata.annotations = { ...(metadata.annotations ?? {}), [ORIGINAL_IMAGES_ANNOTATION]: JSON.stringify(originals) };
+    edit.setAnnotation(ORIGINAL_IMAGES_ANNOTATION, JSON.stringify(originals));
   }
-  return { pod: copy, decisions, warnings };
+  return done();
 }

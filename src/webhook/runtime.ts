@@ -6,7 +6,7 @@ import { parseListen, type ListenAddress } from '../config/listen.js';
 import { Admitter, type AdmissionSettings } from './admit.js';
 import { CertSecretManager } from './cert-secret.js';
 import type { ConfigStore } from './config-store.js';
-import { createWebhookApp } from './http.js';
+import { createWebhookHandler } from './http.js';
 import { listenHttps } from './https-server.js';
 import { ownNamespace } from './kube.js';
 import { WebhookMetrics } from './metrics.js';
@@ -135,7 +135,7 @@ export async function startWebhook(opts: WebhookRuntimeOptions): Promise<Running
     }
 
     const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger, prefetch: prefetch && ((images) => prefetch.notify(images)) });
-    const app = createWebhookApp({ admitter, metrics, logger, maxBodySize: wh.maxBodySize, ready: () => ready });
+    const app = createWebhookHandler({ admitter, metrics, logger, maxBodySize: wh.maxBodySize, ready: () => ready });
     const listen = opts.listen ?? parseListen(wh.listen);
     if (!listen) throw new Error(`invalid listen address ${wh.listen}`);
     const server = await listenHttps(app, listen, tls, logger);

@@ -7,6 +7,7 @@ import { Admitter, FAIL_OPEN_WARNING } from '../../../src/webhook/admit.js';
 import { WebhookMetrics } from '../../../src/webhook/metrics.js';
 import { decodeReview } from '../../../src/webhook/review.js';
 import { rulesFromConfig } from '../../../src/webhook/rules.js';
+import { captureLogs } from '../../helpers/log-capture.js';
 import { FIXTURE_FILES, loadFixture } from './fixtures.js';
 
 const M = 'registry.krisalee.dev.joona.fr';
@@ -204,5 +205,31 @@ describe('admission rules', () => {
     expect(decodeReview({ kind: 'AdmissionReview', apiVersion: 'admission.k8s.io/v1', request: {} })).toMatchObject({ ok: false, uid: undefined });
     expect(decodeReview([])).toMatchObject({ ok: false, uid: undefined });
     expect(decodeReview({ kind: 'AdmissionReview', apiVersion: 'admission.k8s.io/v1', request: { uid: 'u', object: 3 } })).toMatchObject({ ok: false, uid: 'u' });
+  });
+});
+
+describe('the line per review', () => {
+  it('is written once per rewritten pod, exactly as the redacting logger writes it, hostile names included', () => {
+    const logs = captureLogs('info');
+    const a = new Admitter({
+      settings: () => ({ rules: rulesFromConfig(configSchema.parse({})), pullSecretName: SECRET }),
+      rewriteAllowed: () => true,
+      metrics: new WebhookMetrics(),
+      logger: logs.logger,
+    });
+    const hostile = loadFixture('pod-create-kubectl-run.json');
+    hostile.request.namespace = { token: 'secret-a', password: 'secret-b' } as unknown as string;
+    (hostile.request.object.metadata as Record<string, unknown>).name = { authorization: 'secret-c' };
+    for (const review of [loadFixture('pod-create-multi-registry.json'), hostile]) run(a, review);
+    const lines = logs.lines();
+    expect(lines.map((l) => l.msg)).toEqual(['rewrote pod images', 'rewrote pod images']);
+    expect(logs.text()).not.toMatch(/secret-[abc]/);
+    expect(lines[0]).toMatchObject({ level: 30, namespace: 'team-a', pod: 'multi', operation: 'CREATE', dryRun: false });
+
+    // Written again through the product's logger, with its redaction rules, each line comes out the same.
+    const again = captureLogs('info');
+    for (const { level: _level, time: _time, pid: _pid, msg, ...fields } of lines) again.logger.info(fields, String(msg));
+    const strip = ({ time: _time, ...rest }: Record<string, unknown>) => rest;
+    expect(again.lines().map(strip)).toEqual(lines.map(strip));
   });
 });
