@@ -4,6 +4,7 @@ import type { AdmissionRequest, AdmissionReviewResponse, Pod } from './admission
 import { operationLabel, type WebhookMetrics } from './metrics.js';
 import { mutatePod } from './pod-mutation.js';
 import { allowed, patched } from './review.js';
+import type { RewriteSummary } from './rewrite-summary.js';
 
 export interface AdmissionSettings {
   rules: RewriteRules;
@@ -18,6 +19,8 @@ export interface AdmitterDeps {
   rewriteAllowed: () => boolean;
   metrics: WebhookMetrics;
   logger: Logger;
+  /** Counts rewritten pods for the periodic info line. */
+  summary: Pick<RewriteSummary, 'add'>;
   /** The mutation; replaceable so tests can make it throw and watch the webhook fail open. */
   mutate?: typeof mutatePod;
 }
@@ -83,15 +86,20 @@ export class Admitter {
       this.deps.metrics.images.inc({ result: d.changed ? 'rewritten' : 'unchanged', reason: d.reason });
     }
     const changed = result.decisions.filter((d) => d.changed);
-    if (changed.length > 0 || result.warnings.length > 0) {
-      this.reviewLogger.info(
+    const dryRun = request.dryRun === true;
+    if (changed.length > 0) this.deps.summary.add(changed.length, dryRun);
+    // A rewrite is counted for the summary and detailed at debug; images left alone with a warning are logged at
+    // info, since for a pod a controller creates the log is where its warnings can be read.
+    const level = result.warnings.length > 0 ? 'info' : changed.length > 0 ? 'debug' : undefined;
+    if (level !== undefined && this.reviewLogger.isLevelEnabled(level)) {
+      this.reviewLogger[level](
         {
           uid: request.uid,
           namespace: text(request.namespace),
           pod: text(pod.metadata?.name) ?? text(pod.metadata?.generateName),
           operation: op,
           subResource: text(request.subResource),
-          dryRun: request.dryRun === true,
+          dryRun,
           images: result.decisions.map((d) => ({ container: d.container, from: d.input, to: d.output, reason: d.reason })),
         },
         changed.length > 0 ? 'rewrote pod images' : 'left pod images unchanged',

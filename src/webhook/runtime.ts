@@ -12,6 +12,7 @@ import { ownNamespace } from './kube.js';
 import { WebhookMetrics } from './metrics.js';
 import { MirrorHealth } from './mirror-health.js';
 import { PullSecretSync } from './pull-secret-sync.js';
+import { RewriteSummary } from './rewrite-summary.js';
 import { rulesFromConfig } from './rules.js';
 import type { TlsSource } from './tls-source.js';
 
@@ -39,6 +40,9 @@ export interface RunningWebhook {
   certs: CertSecretManager | undefined;
   close(): Promise<void>;
 }
+
+/** How often the info line counting rewritten pods is written (when there were any). */
+const REWRITE_SUMMARY_INTERVAL_MS = 60_000;
 
 /** Rules are compiled once per configuration object, not once per review. */
 function settingsFor(store: ConfigStore): () => AdmissionSettings {
@@ -120,7 +124,10 @@ export async function startWebhook(opts: WebhookRuntimeOptions): Promise<Running
       cleanups.push(() => sync.stop());
     }
 
-    const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger });
+    const summary = new RewriteSummary({ logger, clock, intervalMs: REWRITE_SUMMARY_INTERVAL_MS });
+    summary.start();
+    cleanups.push(() => summary.stop());
+    const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger, summary });
     const app = createWebhookHandler({ admitter, metrics, logger, maxBodySize: wh.maxBodySize, ready: () => ready });
     const listen = opts.listen ?? parseListen(wh.listen);
     if (!listen) throw new Error(`invalid listen address ${wh.listen}`);
