@@ -4,7 +4,8 @@
  * - `floor`: reads the body, `JSON.parse`s it, answers allowed with the uid: what any webhook reading the pod pays;
  * - `constant`: answers a constant AdmissionReview: TLS and HTTP alone.
  * Ratios are against the floor. `cpu us/review` is the server process's user + system CPU per answered review
- * (from /proc), which moves less with the machine's load than latency does.
+ * (from /proc), which moves less with the machine's load than latency does. `sent late p99` is how late the load
+ * generator itself sent reviews at a fixed rate: its own stalls, which land in every server's latency.
  *
  *   node --import tsx bench/webhook.ts                 # 5 s per step and server, in 5 slices taking turns
  *   node --import tsx bench/webhook.ts --step-ms 10000 --slices 10
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
     const load0 = loadavg()[0]!;
     const rows: string[] = [];
     rows.push(`node ${process.version}, ${fixtureName} (${Buffer.byteLength(body)} bytes), ${stepMs} ms per step and server in ${slices} slice(s), keep-alive, ${concurrency} connections max, webhook from ${dist ? 'compiled dist/' : 'src/ (tsx)'}, log level ${logLevel}`);
-    rows.push('step           target            p50 ms   p99 ms    req/s   cpu us/review  errors');
+    rows.push('step           target            p50 ms   p99 ms    req/s   cpu us/review  errors  sent late p99 ms');
     const steps: Array<{ label: string; run: (load: ReviewLoad, ms: number) => Promise<LoadRun> }> = [
       ...rates.map((rate) => ({ label: `${rate}/s`, run: (load: ReviewLoad, ms: number) => fixedRate(load, rate, ms) })),
       { label: `saturation(${concurrency})`, run: (load: ReviewLoad, ms: number) => saturate(load, concurrency, ms) },
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
         const r = summarise(acc.runs);
         const cpuUs = (acc.cpuMs * 1000) / Math.max(1, r.ok);
         results.set(s.kind, { ...r, cpuUs });
-        rows.push(`${step.label.padEnd(14)} ${s.kind.padEnd(16)} ${fmt(r.p50).padStart(7)}  ${fmt(r.p99).padStart(7)}  ${r.throughput.toFixed(0).padStart(7)}  ${fmt(cpuUs, 0).padStart(13)}  ${r.errors}`);
+        rows.push(`${step.label.padEnd(14)} ${s.kind.padEnd(16)} ${fmt(r.p50).padStart(7)}  ${fmt(r.p99).padStart(7)}  ${r.throughput.toFixed(0).padStart(7)}  ${fmt(cpuUs, 0).padStart(13)}  ${String(r.errors).padStart(6)}  ${fmt(r.lateP99).padStart(16)}`);
       }
       const floor = results.get('floor')!;
       for (const kind of ['webhook', 'constant']) {

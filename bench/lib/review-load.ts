@@ -9,6 +9,8 @@ import { request, type Agent } from 'undici';
 export interface LoadRun {
   /** Milliseconds, one per answered review. */
   latencies: number[];
+  /** Fixed rates: how late the load generator sent each review, in milliseconds (its own stalls). */
+  lateness: number[];
   errors: number;
   elapsedMs: number;
 }
@@ -18,6 +20,8 @@ export interface LoadResult {
   errors: number;
   p50: number;
   p99: number;
+  /** The 99th percentile of `lateness` (NaN for saturation). */
+  lateP99: number;
   throughput: number;
 }
 
@@ -38,7 +42,15 @@ export function summarise(runs: readonly LoadRun[]): LoadResult {
   const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
   const elapsedMs = runs.reduce((a, r) => a + r.elapsedMs, 0);
   const errors = runs.reduce((a, r) => a + r.errors, 0);
-  return { ok: latencies.length, errors, p50: percentile(latencies, 50), p99: percentile(latencies, 99), throughput: (latencies.length * 1000) / elapsedMs };
+  const lateness = runs.flatMap((r) => r.lateness).sort((a, b) => a - b);
+  return {
+    ok: latencies.length,
+    errors,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    lateP99: percentile(lateness, 99),
+    throughput: (latencies.length * 1000) / elapsedMs,
+  };
 }
 
 async function post(load: ReviewLoad): Promise<boolean> {
@@ -49,6 +61,7 @@ async function post(load: ReviewLoad): Promise<boolean> {
 
 export async function fixedRate(load: ReviewLoad, rate: number, durationMs: number): Promise<LoadRun> {
   const latencies: number[] = [];
+  const lateness: number[] = [];
   let errors = 0;
   const start = performance.now();
   const total = Math.floor((rate * durationMs) / 1000);
@@ -58,7 +71,9 @@ export async function fixedRate(load: ReviewLoad, rate: number, durationMs: numb
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     // From the scheduled time when sent late (a stall is not hidden), from the send when sent early.
-    const from = Math.min(due, performance.now());
+    const now = performance.now();
+    const from = Math.min(due, now);
+    lateness.push(Math.max(0, now - due));
     inflight.push(
       post(load).then(
         (ok) => {
@@ -70,7 +85,7 @@ export async function fixedRate(load: ReviewLoad, rate: number, durationMs: numb
     );
   }
   await Promise.all(inflight);
-  return { latencies, errors, elapsedMs: performance.now() - start };
+  return { latencies, lateness, errors, elapsedMs: performance.now() - start };
 }
 
 export async function saturate(load: ReviewLoad, concurrency: number, durationMs: number): Promise<LoadRun> {
@@ -91,5 +106,5 @@ export async function saturate(load: ReviewLoad, concurrency: number, durationMs
       }
     }),
   );
-  return { latencies, errors, elapsedMs: performance.now() - start };
+  return { latencies, lateness: [], errors, elapsedMs: performance.now() - start };
 }

@@ -1,17 +1,22 @@
 /**
- * Starts the webhook bench's servers (bench/lib/review-server.ts), each in its own process, so the load
- * generator's work and garbage collection do not land in their latency and their CPU can be read from /proc.
+ * Starts the webhook bench's servers, each in its own process, so the load generator's work and garbage
+ * collection do not land in their latency and their CPU can be read from /proc:
+ * - `webhook`: `mirrorgate webhook` itself, from the compiled `dist/main.js` (as deployed) or from src/ under tsx,
+ *   with the bench's certificate, `--no-mirror-probe`, no cluster, its log (stdout) written to a file;
+ * - `floor` and `constant`: the peers in review-server.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuSeconds } from './procs.js';
 
 export const SERVER_KINDS = ['webhook', 'floor', 'constant'] as const;
 export type ServerKind = (typeof SERVER_KINDS)[number];
 
 export interface ServerOptions {
-  /** The webhook's log level: `info` as deployed, `silent` to see what logging costs. */
+  /** The webhook's log level (`MIRRORGATE_LOG_LEVEL`): `info` as deployed. */
   logLevel: string;
   /** The uid the constant server answers with (the fixture's, so the client's check passes). */
   uid: string;
@@ -30,9 +35,10 @@ export interface SpawnedServer {
   stop(): Promise<void>;
 }
 
-const SERVER_MAIN = path.join(import.meta.dirname, 'review-server.ts');
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+const PEER_MAIN = path.join(import.meta.dirname, 'review-server.ts');
 
-/** The main thread's profile among those a server wrote into DIR/KIND: the largest file. */
+/** The main thread's profile among those a server wrote into DIR/KIND (tsx's loader thread writes one too): the largest. */
 export function mainThreadProfile(cpuProfDir: string, kind: ServerKind): string | undefined {
   const dir = path.join(cpuProfDir, kind);
   if (!existsSync(dir)) return undefined;
@@ -42,29 +48,51 @@ export function mainThreadProfile(cpuProfDir: string, kind: ServerKind): string 
   return files.sort((a, b) => statSync(b).size - statSync(a).size)[0];
 }
 
+/** Waits for the webhook's `webhook serving /mutate over HTTPS` log line and returns its port. */
+async function webhookPort(logFile: string, child: ChildProcess): Promise<number> {
+  for (let i = 0; i < 600 && child.exitCode === null; i++) {
+    const text = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
+    const m = /"port":(\d+)[^\n]*"msg":"webhook serving \/mutate over HTTPS"/.exec(text);
+    if (m) return Number(m[1]);
+    await sleep(50);
+  }
+  throw new Error(`the webhook did not start (exit ${child.exitCode}); its log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : ''}`);
+}
+
 /** Starts one server; resolves once it listens. */
 export async function spawnServer(kind: ServerKind, certDir: string, opts: ServerOptions): Promise<SpawnedServer> {
-  // One directory per server: every thread (tsx's loader runs in one) writes its own profile.
   const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProfDir, kind)] : [];
-  const serverArgs = ['--serve', kind, '--cert-dir', certDir, '--log', opts.logLevel, '--uid', opts.uid, ...(opts.dist ? ['--dist', opts.dist] : [])];
-  const child = spawn(process.execPath, [...prof, ...process.execArgv, SERVER_MAIN, ...serverArgs], {
-    // stdout (the webhook's log) to /dev/null; the port comes back on fd 3.
-    stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
-  });
-  const portPipe = child.stdio[3] as NodeJS.ReadableStream;
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const m = /PORT (\d+)/.exec(out);
-      if (m) {
-        portPipe.off('data', onData).resume();
-        resolve(Number(m[1]));
-      }
-    };
-    portPipe.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${kind} server exited (${code}) before listening`)));
-  });
+  let child: ChildProcess;
+  let port: number;
+  if (kind === 'webhook') {
+    const main = opts.dist ? [path.join(opts.dist, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts')];
+    const cli = ['webhook', '--listen', '127.0.0.1:0', '--tls-cert', path.join(certDir, 'tls.crt'), '--tls-key', path.join(certDir, 'tls.key'), '--no-mirror-probe'];
+    const logFile = path.join(certDir, 'webhook.log');
+    const log = await open(logFile, 'w');
+    // No cluster: admission only (no pull secret sync, no caBundle patching), as the command runs outside one.
+    const { KUBECONFIG: _kubeconfig, KUBERNETES_SERVICE_HOST: _host, ...env } = process.env;
+    child = spawn(process.execPath, [...prof, ...main, ...cli], { cwd: ROOT, env: { ...env, MIRRORGATE_LOG_LEVEL: opts.logLevel }, stdio: ['ignore', log.fd, 'inherit'] });
+    await log.close();
+    port = await webhookPort(logFile, child);
+  } else {
+    child = spawn(process.execPath, [...prof, ...process.execArgv, PEER_MAIN, '--serve', kind, '--cert-dir', certDir, '--uid', opts.uid], {
+      stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+    });
+    const portPipe = child.stdio[3] as NodeJS.ReadableStream;
+    port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const onData = (d: Buffer): void => {
+        out += d.toString();
+        const m = /PORT (\d+)/.exec(out);
+        if (m) {
+          portPipe.off('data', onData).resume();
+          resolve(Number(m[1]));
+        }
+      };
+      portPipe.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`${kind} server exited (${code}) before listening`)));
+    });
+  }
   const pid = child.pid!;
   return {
     kind,

@@ -5,6 +5,7 @@ import { operationLabel, type WebhookMetrics } from './metrics.js';
 import { mutatePod, type ImageDecision } from './pod-mutation.js';
 import { prefetchImages } from './prefetch.js';
 import { allowed, patched } from './review.js';
+import type { RewriteSummary } from './rewrite-summary.js';
 
 export interface AdmissionSettings {
   rules: RewriteRules;
@@ -19,6 +20,8 @@ export interface AdmitterDeps {
   rewriteAllowed: () => boolean;
   metrics: WebhookMetrics;
   logger: Logger;
+  /** Counts rewritten pods for the periodic info line. */
+  summary: Pick<RewriteSummary, 'add'>;
   /** The mutation; replaceable so tests can make it throw and watch the webhook fail open. */
   mutate?: typeof mutatePod;
   /**
@@ -89,17 +92,22 @@ export class Admitter {
       this.deps.metrics.images.inc({ result: d.changed ? 'rewritten' : 'unchanged', reason: d.reason });
     }
     const changed = result.decisions.filter((d) => d.changed);
+    const dryRun = request.dryRun === true;
     // A dry run creates nothing, so nothing will be pulled.
-    if (changed.length > 0 && request.dryRun !== true) this.notifyPrefetch(changed, settings.rules.mirrorHost, request.uid);
-    if (changed.length > 0 || result.warnings.length > 0) {
-      this.reviewLogger.info(
+    if (changed.length > 0 && !dryRun) this.notifyPrefetch(changed, settings.rules.mirrorHost, request.uid);
+    if (changed.length > 0) this.deps.summary.add(changed.length, dryRun);
+    // A rewrite is counted for the summary and detailed at debug; images left alone with a warning are logged at
+    // info, since for a pod a controller creates the log is where its warnings can be read.
+    const level = result.warnings.length > 0 ? 'info' : changed.length > 0 ? 'debug' : undefined;
+    if (level !== undefined && this.reviewLogger.isLevelEnabled(level)) {
+      this.reviewLogger[level](
         {
           uid: request.uid,
           namespace: text(request.namespace),
           pod: text(pod.metadata?.name) ?? text(pod.metadata?.generateName),
           operation: op,
           subResource: text(request.subResource),
-          dryRun: request.dryRun === true,
+          dryRun,
           images: result.decisions.map((d) => ({ container: d.container, from: d.input, to: d.output, reason: d.reason })),
         },
         changed.length > 0 ? 'rewrote pod images' : 'left pod images unchanged',

@@ -13,6 +13,7 @@ import { WebhookMetrics } from './metrics.js';
 import { MirrorHealth } from './mirror-health.js';
 import { cachedAuthorization, defaultPrefetchUrl, PrefetchNotifier } from './prefetch.js';
 import { PullSecretSync } from './pull-secret-sync.js';
+import { RewriteSummary } from './rewrite-summary.js';
 import { rulesFromConfig } from './rules.js';
 import type { TlsSource } from './tls-source.js';
 
@@ -40,6 +41,9 @@ export interface RunningWebhook {
   certs: CertSecretManager | undefined;
   close(): Promise<void>;
 }
+
+/** How often the info line counting rewritten pods is written (when there were any). */
+const REWRITE_SUMMARY_INTERVAL_MS = 60_000;
 
 /** Rules are compiled once per configuration object, not once per review. */
 function settingsFor(store: ConfigStore): () => AdmissionSettings {
@@ -134,7 +138,10 @@ export async function startWebhook(opts: WebhookRuntimeOptions): Promise<Running
       cleanups.push(() => sync.stop());
     }
 
-    const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger, prefetch: prefetch && ((images) => prefetch.notify(images)) });
+    const summary = new RewriteSummary({ logger, clock, intervalMs: REWRITE_SUMMARY_INTERVAL_MS });
+    summary.start();
+    cleanups.push(() => summary.stop());
+    const admitter = new Admitter({ settings: settingsFor(configStore), rewriteAllowed, metrics, logger, summary, prefetch: prefetch && ((images) => prefetch.notify(images)) });
     const app = createWebhookHandler({ admitter, metrics, logger, maxBodySize: wh.maxBodySize, ready: () => ready });
     const listen = opts.listen ?? parseListen(wh.listen);
     if (!listen) throw new Error(`invalid listen address ${wh.listen}`);

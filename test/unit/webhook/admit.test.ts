@@ -22,6 +22,7 @@ function admitter(opts: { reachable?: boolean; inject?: boolean; mutate?: () => 
     rewriteAllowed: () => opts.reachable ?? true,
     metrics,
     logger: silentLogger(),
+    summary: { add: () => {} },
     ...(opts.mutate ? { mutate: opts.mutate } : {}),
   });
   return { a, metrics };
@@ -208,27 +209,56 @@ describe('admission rules', () => {
   });
 });
 
-describe('the line per review', () => {
-  it('is written once per rewritten pod, exactly as the redacting logger writes it, hostile names included', () => {
-    const logs = captureLogs('info');
+describe('what the admitter logs', () => {
+  function logged(level: string, reviews: unknown[]) {
+    const logs = captureLogs(level);
+    const counted: Array<[number, boolean]> = [];
     const a = new Admitter({
       settings: () => ({ rules: rulesFromConfig(configSchema.parse({})), pullSecretName: SECRET }),
       rewriteAllowed: () => true,
       metrics: new WebhookMetrics(),
       logger: logs.logger,
+      summary: { add: (images, dryRun) => void counted.push([images, dryRun]) },
     });
+    for (const review of reviews) run(a, review);
+    return { logs, counted };
+  }
+  const invalidImage = () => {
+    const review = loadFixture('pod-create-kubectl-run.json');
+    (review.request.object.spec as { containers: Array<{ image: string }> }).containers[0]!.image = 'Not/Valid';
+    return review;
+  };
+
+  it('counts each rewritten pod for the summary, details it at debug, and logs images left with a warning at info', () => {
+    const reviews = [loadFixture('pod-create-multi-registry.json'), loadFixture('pod-create-dry-run.json'), invalidImage()];
+    const info = logged('info', reviews);
+    expect(info.logs.lines().map((l) => [l.level, l.msg])).toEqual([[30, 'left pod images unchanged']]);
+    expect(info.logs.lines()[0]).toMatchObject({ pod: 'web', images: [{ container: 'web', from: 'Not/Valid', reason: 'invalid' }] });
+    expect(info.counted).toEqual([
+      [4, false],
+      [1, true],
+    ]);
+    const debug = logged('debug', reviews);
+    expect(debug.logs.lines().map((l) => [l.level, l.msg])).toEqual([
+      [20, 'rewrote pod images'],
+      [20, 'rewrote pod images'],
+      [30, 'left pod images unchanged'],
+    ]);
+    expect(debug.logs.lines()[0]).toMatchObject({ namespace: 'team-a', pod: 'multi', operation: 'CREATE', dryRun: false });
+  });
+
+  it('writes the line per review exactly as the redacting logger writes it, hostile names included', () => {
     const hostile = loadFixture('pod-create-kubectl-run.json');
     hostile.request.namespace = { token: 'secret-a', password: 'secret-b' } as unknown as string;
     (hostile.request.object.metadata as Record<string, unknown>).name = { authorization: 'secret-c' };
-    for (const review of [loadFixture('pod-create-multi-registry.json'), hostile]) run(a, review);
+    const { logs } = logged('debug', [loadFixture('pod-create-multi-registry.json'), hostile, invalidImage()]);
     const lines = logs.lines();
-    expect(lines.map((l) => l.msg)).toEqual(['rewrote pod images', 'rewrote pod images']);
+    expect(lines).toHaveLength(3);
     expect(logs.text()).not.toMatch(/secret-[abc]/);
-    expect(lines[0]).toMatchObject({ level: 30, namespace: 'team-a', pod: 'multi', operation: 'CREATE', dryRun: false });
 
     // Written again through the product's logger, with its redaction rules, each line comes out the same.
-    const again = captureLogs('info');
-    for (const { level: _level, time: _time, pid: _pid, msg, ...fields } of lines) again.logger.info(fields, String(msg));
+    const again = captureLogs('debug');
+    for (const { level, time: _time, pid: _pid, msg, ...fields } of lines) again.logger[level === 20 ? 'debug' : 'info'](fields, String(msg));
     const strip = ({ time: _time, ...rest }: Record<string, unknown>) => rest;
     expect(again.lines().map(strip)).toEqual(lines.map(strip));
   });

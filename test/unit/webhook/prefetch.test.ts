@@ -73,6 +73,7 @@ function admitter(prefetch: ((images: readonly string[]) => void) | undefined) {
     rewriteAllowed: () => true,
     metrics,
     logger: silentLogger(),
+    summary: { add: () => {} },
     prefetch,
   });
   return { a, metrics };
