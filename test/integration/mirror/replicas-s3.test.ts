@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startCephRgw, type CephRgw } from '../../helpers/ceph-rgw.js';
 import { runCli, runCliToEnd, type CliProcess } from '../../helpers/cli-process.js';
 import { startDockerRegistry } from '../../helpers/docker-registry.js';
@@ -190,6 +190,14 @@ afterAll(() => cleanup.run());
 beforeEach(() => {
   hub.reset();
   hub.faults.length = 0;
+});
+
+/** A replica that died by itself is a bug in the mirror: say so with what it printed, not as a later refused connection. */
+afterEach(() => {
+  for (const r of replicas) {
+    const { exitCode, signalCode } = r.cli.child;
+    if (exitCode !== null || signalCode !== null) throw new Error(`replica ${r.index} exited (${exitCode ?? signalCode}):\n${r.cli.output().slice(-8000)}`);
+  }
 });
 
 describe('three replicas on one bucket and one Redis', () => {
