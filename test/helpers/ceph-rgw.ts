@@ -32,10 +32,11 @@ export interface CephRgw {
   /** Creates another gateway user with `radosgw-admin user create`. */
   createUser(uid: string): Promise<{ accessKeyId: string; secretAccessKey: string }>;
   /**
-   * Kills the gateway (SIGKILL: connections drop mid-request) and starts it again on the same port, after
-   * `downMs` (default 0) during which connections are refused; resolves once it answers again.
+   * Kills the gateway (SIGKILL: connections drop mid-request), runs `whileDown` once it is gone (connections are
+   * refused meanwhile), then starts it again on the same port, whatever `whileDown` did; resolves with what
+   * `whileDown` resolved once the gateway answers again.
    */
-  restartGateway(downMs?: number): Promise<void>;
+  restartGateway<T>(whileDown: () => Promise<T>): Promise<T>;
   /** The gateway's log (the last 64 KiB), for failure messages. */
   logs(): Promise<string>;
   stop(): Promise<void>;
@@ -173,7 +174,7 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
       return rgw;
     };
     let gateway = await startGateway(deadline);
-    const restartGateway = async (downMs = 0): Promise<void> => {
+    const restartGateway = async <T>(whileDown: () => Promise<T>): Promise<T> => {
       const old = gateway;
       if (old.exitCode === null && old.signalCode === null) {
         const exited = new Promise((resolve) => old.once('exit', resolve));
@@ -181,8 +182,11 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
         await exited;
       }
       children.splice(children.indexOf(old), 1);
-      await sleep(downMs);
-      gateway = await startGateway(Date.now() + (opts.startTimeoutMs ?? 60_000));
+      try {
+        return await whileDown();
+      } finally {
+        gateway = await startGateway(Date.now() + (opts.startTimeoutMs ?? 60_000));
+      }
     };
     const createUser = async (uid: string): Promise<{ accessKeyId: string; secretAccessKey: string }> => {
       const accessKeyId = `AK${randomBytes(9).toString('hex').toUpperCase()}`;
