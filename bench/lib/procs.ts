@@ -283,6 +283,37 @@ export async function startNginx(root: string, opts: { workers?: number } = {}):
   }
 }
 
+export interface FileServer {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The bare Node server of file-server.ts serving `root`, in its own process: the embedded mirror's floor. */
+export async function startFileServer(root: string): Promise<FileServer> {
+  const child = spawn(process.execPath, [...process.execArgv, join(import.meta.dirname, 'file-server.ts'), root], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });
+  reapOnExit(child);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const port = await new Promise<number>((res, rej) => {
+    let out = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /PORT (\d+)/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    void exited.then(() => rej(new Error(`the file server exited (${child.exitCode}) before listening`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Versions, for the report
 

@@ -1,11 +1,14 @@
 import type { Scenario } from '../lib/context.js';
 import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, waitCached, warm } from '../lib/fixtures.js';
 import { curlDownload, undiciDownload } from '../lib/load.js';
-import { cpuSeconds, startNginx } from '../lib/procs.js';
+import { cpuSeconds, startFileServer, startNginx } from '../lib/procs.js';
 import { emptyResult } from '../lib/report.js';
 import { fmtBytes, fmtMiBps, fmtRatio, median, MiB } from '../lib/stats.js';
 
-/** 1. One client downloads one cached blob: the mirror vs docker-registry (proxy mode) vs nginx (sendfile). */
+/**
+ * 1. One client downloads one cached blob: the mirror vs docker-registry (proxy mode), nginx (sendfile) and a bare
+ * Node server streaming the same file (the embedded mirror's floor: same runtime, no registry work).
+ */
 export const warmBlob: Scenario = {
   id: '1',
   title: 'Warm blob throughput (one client, one cached blob)',
@@ -18,11 +21,13 @@ export const warmBlob: Scenario = {
     await warm(proxies, [blob!]);
     await waitCached(proxies, [blob!]);
     const nginx = ctx.cleanup.add(await startNginx(proxies.mirror.storage));
+    const bare = ctx.cleanup.add(await startFileServer(proxies.mirror.storage));
 
     const servers = [
       { name: 'mirrorgate', url: blobUrl(proxies.mirror.url, blob!.digest), pid: proxies.mirror.pid as number | undefined },
       { name: 'distribution (proxy)', url: blobUrl(proxies.distribution.url, blob!.digest), pid: proxies.distribution.pid },
       { name: 'nginx (sendfile)', url: nginx.url + mirrorBlobPath(blob!.digest), pid: undefined },
+      { name: 'bare Node (stream)', url: bare.url + mirrorBlobPath(blob!.digest), pid: bare.pid as number | undefined },
     ];
     const tput = new Map<string, number[]>(servers.map((s) => [s.name, []]));
     const serverCpu = new Map<string, number[]>(servers.map((s) => [s.name, []]));
@@ -51,6 +56,7 @@ export const warmBlob: Scenario = {
     const m = median(tput.get('mirrorgate')!);
     const d = median(tput.get('distribution (proxy)')!);
     const n = median(tput.get('nginx (sendfile)')!);
+    const b = median(tput.get('bare Node (stream)')!);
     const pct = (xs: number[]): string => (xs.length ? `${Math.round(median(xs) * 100)}%` : 'n/a');
     result.tables.push({
       title: `${fmtBytes(size)} blob, curl, median of ${ctx.runs} runs`,
@@ -70,12 +76,13 @@ export const warmBlob: Scenario = {
     result.checks.push(
       { name: 'throughput vs distribution', value: fmtRatio(m / d), target: '>= 1.2x', met: m / d >= 1.2 },
       { name: 'throughput vs nginx', value: fmtRatio(m / n), target: '>= 0.9x', met: m / n >= 0.9 },
+      { name: 'embedded default vs a bare Node server streaming the file', value: fmtRatio(m / b), target: '>= 0.95x', met: m / b >= 0.95 },
     );
     result.notes.push(
       `Cross-check with undici as the client (one run): mirrorgate ${fmtMiBps(undici.get('mirrorgate')!)}, nginx ${fmtMiBps(undici.get('nginx (sendfile)')!)}.`,
       'Load generator: curl serves nginx faster than any other server here, so it is not what limits the others.',
     );
-    Object.assign(result.metrics, { sizeBytes: size, mirrorBps: m, distributionBps: d, nginxBps: n, ratioDistribution: m / d, ratioNginx: m / n });
+    Object.assign(result.metrics, { sizeBytes: size, mirrorBps: m, distributionBps: d, nginxBps: n, bareNodeBps: b, ratioDistribution: m / d, ratioNginx: m / n, ratioBareNode: m / b });
     return result;
   },
 };
