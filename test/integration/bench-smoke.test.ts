@@ -34,19 +34,19 @@ test('npm run bench -- 1 8 --quick produces throughput figures', async () => {
   const json = join(dir.path, 'results.json');
   await run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '1', '8', '--quick', '--tsx', '--json', json], {
     cwd: ROOT,
-    timeout: 55_000,
+    timeout: 85_000,
     maxBuffer: 16 << 20,
   });
   const { results } = JSON.parse(await readFile(json, 'utf8')) as Results;
   expect(results.map((r) => r.id)).toEqual(['1', '8']);
   for (const r of results) expect(r.skipped).toBeUndefined();
   const [warm, scaling] = results as [Results['results'][number], Results['results'][number]];
-  for (const key of ['mirrorBps', 'distributionBps', 'nginxBps']) expect(warm.metrics[key]).toBeGreaterThan(0);
-  expect(warm.checks.length).toBe(2);
+  for (const key of ['mirrorBps', 'distributionBps', 'nginxBps', 'bareNodeBps']) expect(warm.metrics[key]).toBeGreaterThan(0);
+  expect(warm.checks.length).toBe(3);
   const sizes = Object.keys(scaling.metrics).filter((k) => k.startsWith('mirror warm ms'));
   expect(sizes.length).toBe(2);
   for (const k of sizes) expect(scaling.metrics[k]).toBeGreaterThan(0);
-}, 60_000);
+}, 90_000);
 
 test('npm run bench -- 11 --quick times a pod start with and without prefetch on admission', async () => {
   const dir = cleanup.add(await makeTempDir('mirrorgate-bench-smoke-'));
