@@ -67,6 +67,10 @@ export const accelRedirect: Scenario = {
     const n = median(tput.get(floor)!);
     const e = median(tput.get(embedded)!);
     const d = median(tput.get(distribution)!);
+    // The machine is shared: the ratio of each round's two transfers (taken within a second of each other)
+    // moves far less with the load than the ratio of the medians.
+    const paired = median(tput.get(accel)!.map((x, i) => x / tput.get(floor)![i]!));
+    const pairedEmbedded = median(tput.get(embedded)!.map((x, i) => x / tput.get(floor)![i]!));
     const pct = (xs: number[]): string => `${Math.round(median(xs) * 100)}%`;
     result.tables.push({
       title: `${fmtBytes(size)} blob, curl, median of ${ctx.runs} runs`,
@@ -83,12 +87,16 @@ export const accelRedirect: Scenario = {
         ];
       }),
     });
-    result.checks.push({ name: 'nginx + mirrorgate vs nginx (sendfile)', value: fmtRatio(a / n), target: '>= 0.9x', met: a / n >= 0.9 });
+    result.checks.push(
+      { name: 'nginx + mirrorgate vs nginx (sendfile), ratio of medians', value: fmtRatio(a / n), target: '>= 0.9x', met: a / n >= 0.9 },
+      { name: 'nginx + mirrorgate vs nginx (sendfile), median of per-round ratios', value: fmtRatio(paired), target: '>= 0.9x', met: paired >= 0.9 },
+    );
     result.notes.push(
+      `Median of per-round ratios, the embedded mirror vs nginx (sendfile): ${fmtRatio(pairedEmbedded)}.`,
       `The embedded mirror in the same run: ${fmtRatio(e / n)} nginx (sendfile); nginx + mirrorgate is ${fmtRatio(a / e)} the embedded mirror.`,
       'Server CPU of nginx + mirrorgate is both together (the nginx master and its one worker, and the mirror).',
     );
-    Object.assign(result.metrics, { sizeBytes: size, accelBps: a, nginxBps: n, mirrorBps: e, distributionBps: d, ratioNginx: a / n, ratioEmbedded: a / e });
+    Object.assign(result.metrics, { sizeBytes: size, accelBps: a, nginxBps: n, mirrorBps: e, distributionBps: d, ratioNginx: a / n, ratioEmbedded: a / e, pairedRatioNginx: paired, pairedRatioEmbeddedNginx: pairedEmbedded });
     return result;
   },
 };

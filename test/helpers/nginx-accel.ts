@@ -48,6 +48,7 @@ export function accelServerBlock(o: { listen: string; mirror: string; storagePat
     '    types { }',
     '    default_type application/octet-stream;',
     '    etag off;',
+    '    max_ranges 1;',
     '    add_header Docker-Content-Digest $upstream_http_docker_content_digest always;',
     '    add_header Docker-Distribution-Api-Version $upstream_http_docker_distribution_api_version always;',
     '    add_header ETag $upstream_http_etag always;',

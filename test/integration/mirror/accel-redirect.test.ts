@@ -120,6 +120,13 @@ describe('nginx in front of the mirror (X-Accel-Redirect)', () => {
     const tail = await get(`${front.url}/v2/library/app/blobs/${layer.digest}`, { range: 'bytes=-10' });
     expect(tail.status).toBe(206);
     expect(tail.body.equals(whole.subarray(-10))).toBe(true);
+    // Several ranges: the whole blob, as the mirror answers them (`max_ranges 1`).
+    const several = await get(`${front.url}/v2/library/app/blobs/${layer.digest}`, { range: 'bytes=0-9,20-29' });
+    expect(several.status).toBe(200);
+    expect(sha256(several.body)).toBe(layer.digest);
+    const beyond = await get(`${front.url}/v2/library/app/blobs/${layer.digest}`, { range: `bytes=${layer.size}-` });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers['content-range']).toBe(`bytes */${layer.size}`);
   });
 
   it('streams a cold blob from the mirror, to a client that joins the download in flight too, then sends it from the file', async () => {
