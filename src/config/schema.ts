@@ -552,7 +552,6 @@ export type MirrorLimitsConfig = z.output<typeof mirrorLimitsSchema>;
 export type MirrorCacheConfig = z.output<typeof mirrorCacheSchema>;
 export type MirrorRedisConfig = z.output<typeof mirrorRedisSchema>;
 export type S3StorageConfig = z.output<typeof s3StorageSchema>;
-export type AccelRedirectConfig = z.output<typeof accelRedirectSchema>;
 export type RetentionPolicyConfig = z.output<typeof retentionPolicySchema>;
 export type MirrorWarmConfig = z.output<typeof mirrorWarmSchema>;
 export type MirrorPrefetchConfig = z.output<typeof mirrorPrefetchSchema>;
