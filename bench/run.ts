@@ -18,6 +18,7 @@ import { scaling } from './scenarios/s8-scaling.js';
 import { push } from './scenarios/s9-push.js';
 import { objectStorage } from './scenarios/s10-object-storage.js';
 import { prefetch } from './scenarios/s11-prefetch.js';
+import { accelRedirect } from './scenarios/s12-accel-redirect.js';
 
 /**
  * The benchmark runner: `npm run bench` runs every scenario, `npm run bench -- 1 3` some of them,
@@ -25,7 +26,7 @@ import { prefetch } from './scenarios/s11-prefetch.js';
  */
 
 const USAGE = `usage: npm run bench -- [scenario ...] [options]
-  scenarios: ${'1..11'} (default: all)
+  scenarios: ${'1..12'} (default: all)
   --quick          one run each, tiny sizes (smoke mode)
   --runs N         repetitions per measurement (default 5; 1 with --quick)
   --cpu-prof DIR   run the mirror with --cpu-prof, profiles written to DIR
@@ -35,7 +36,7 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
-const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling, push, objectStorage, prefetch];
+const SCENARIOS: Scenario[] = [warmBlob, fanOut, manifests, coldPull, herd, authCost, webhook, scaling, push, objectStorage, prefetch, accelRedirect];
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({

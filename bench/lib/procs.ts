@@ -129,6 +129,8 @@ export interface MirrorProcessOptions {
   upstreams: Record<string, string>;
   /** Extra configuration merged into `mirror:` (e.g. auth settings). */
   mirrorConfig?: Record<string, unknown>;
+  /** Extra configuration merged into `mirror.storage:` beside its temp `path` (e.g. `accelRedirect`). */
+  storageConfig?: Record<string, unknown>;
   /** Write a V8 CPU profile (`--cpu-prof`) into this directory when the process exits. */
   cpuProfDir?: string;
   /** Log level (default `warn`: like the reference registry with its access log off). */
@@ -140,7 +142,7 @@ export async function startMirrorProcess(opts: MirrorProcessOptions): Promise<Mi
   const storage = join(dir.path, 'storage');
   const config = {
     log: { level: opts.logLevel ?? 'warn' },
-    mirror: { listen: '127.0.0.1:0', storage: { path: storage }, ...(opts.mirrorConfig ?? {}) },
+    mirror: { listen: '127.0.0.1:0', storage: { path: storage, ...(opts.storageConfig ?? {}) }, ...(opts.mirrorConfig ?? {}) },
     upstreams: Object.fromEntries(Object.entries(opts.upstreams).map(([h, url]) => [h, { url }])),
   };
   const configPath = join(dir.path, 'config.yml');

@@ -364,6 +364,23 @@ export const s3StorageSchema = z
   .refine((s) => s.partSize >= 5 * 1024 * 1024 && s.partSize <= 64 * 1024 * 1024, { message: 'between 5MiB and 64MiB', path: ['partSize'] })
   .refine((s) => s.redirectTtl >= 1000 && s.redirectTtl <= 7 * 86_400_000, { message: 'between 1s and 7d (the longest a signature allows)', path: ['redirectTtl'] });
 
+/**
+ * Blob GETs the mirror has checked (auth, access, the repository holds the blob, its file is stored) are
+ * answered with `X-Accel-Redirect: <prefix><alg>/<hex[0:2]>/<hex>` and no body: a front server (nginx) maps
+ * the prefix, an `internal` location, to `<storage.path>/blobs/` and sends the file itself.
+ */
+export const accelRedirectSchema = z
+  .object({
+    prefix: z
+      .string()
+      .max(256)
+      .regex(/^\/(?:[A-Za-z0-9._~-]+\/)+$/, 'a URI path that starts and ends with "/" (letters, digits, ".", "_", "~", "-" between the slashes)')
+      .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'no "." or ".." segments')
+      .refine((p) => !p.startsWith('/v2/'), 'outside /v2/ (the registry API)')
+      .default('/_mirrorgate/blobs/'),
+  })
+  .strict();
+
 export const mirrorSchema = z
   .object({
     listen: listen.default(':5000'),
@@ -375,8 +392,12 @@ export const mirrorSchema = z
         minFreeSpace: size.optional(),
         /** Content (blobs, manifests) and metadata in object storage (`path` is then unused). */
         s3: s3StorageSchema.optional(),
+        /** Stored blobs are sent by a server in front of the mirror (nginx `X-Accel-Redirect`); see docs/deploy.md. */
+        accelRedirect: accelRedirectSchema.optional(),
       })
       .strict()
+      // The front server reads blob files from the storage directory; object storage has its own redirect.
+      .refine((s) => !(s.s3 && s.accelRedirect), { message: 'accelRedirect serves blob files from storage.path: it cannot be combined with s3 (use s3.redirect)', path: ['accelRedirect'] })
       .default({ path: './data' }),
     cache: mirrorCacheSchema.prefault({}),
     redis: mirrorRedisSchema.optional(),

@@ -92,10 +92,16 @@ export function createRoutes(deps: MirrorRouteDeps) {
       return;
     }
     const range = parseRangeHeader(req.headers.range);
-    // HEADs stay here: a presigned URL is signed for a GET.
+    // HEADs stay here: a presigned URL is signed for a GET, and a HEAD needs no file sent.
     const location = await repo.blobs.locate(repo.ref, digest);
+    if (location && 'url' in location) {
+      res.status(307).set({ location: location.url, 'docker-content-digest': digest, 'content-length': '0' });
+      res.end();
+      return;
+    }
     if (location) {
-      res.status(307).set({ location, 'docker-content-digest': digest, 'content-length': '0' });
+      // The front server sends the file (its own Content-Length, Range and 206); these headers go with it.
+      res.status(200).set({ 'x-accel-redirect': location.accelPath, 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"`, 'content-length': '0' });
       res.end();
       return;
     }

@@ -1,7 +1,7 @@
 import type { AccessRecorder } from '../cache/access-tracker.js';
 import type { ContentRead, ContentWriter } from '../store/content-store.js';
 import type { Storage } from '../store/storage.js';
-import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
+import type { BlobContent, BlobInfo, BlobLocation, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
 
 /**
  * Blobs as the local storage holds them, scoped to repositories: a blob is readable through a repository
@@ -11,7 +11,7 @@ import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } fr
 export class LocalBlobStore implements BlobStore {
   /** `access` (optional) is told of every read and every committed blob; it must not do I/O inline. */
   constructor(
-    private readonly storage: Pick<Storage, 'blobs' | 'metadata' | 'blobRedirectUrl'>,
+    private readonly storage: Pick<Storage, 'blobs' | 'metadata' | 'blobRedirectUrl' | 'blobAccelPath'>,
     private readonly access?: AccessRecorder,
   ) {}
 
@@ -27,22 +27,32 @@ export class LocalBlobStore implements BlobStore {
     return this.openContent(digest, range);
   }
 
-  async locate(repo: RepositoryRef, digest: string): Promise<string | undefined> {
+  async locate(repo: RepositoryRef, digest: string): Promise<BlobLocation | undefined> {
     if (!this.redirects) return undefined;
     const [held, info] = await Promise.all([this.holds(repo, digest), this.storage.blobs.stat(digest)]);
     return held && info ? this.locateContent(digest) : undefined;
   }
 
-  /** Whether the storage hands out blob URLs at all (no lookups are made for `locate` when it does not). */
+  /** Whether the storage names places for blob bytes at all (no lookups are made for `locate` when it does not). */
   get redirects(): boolean {
-    return this.storage.blobRedirectUrl !== undefined;
+    return this.storage.blobRedirectUrl !== undefined || this.storage.blobAccelPath !== undefined;
   }
 
-  /** A URL for stored bytes whichever repository holds them: for callers that checked the repository and the content first. */
-  async locateContent(digest: string): Promise<string | undefined> {
-    const url = await this.storage.blobRedirectUrl?.(digest);
-    if (url) this.access?.blobRead(digest);
-    return url;
+  /** Where stored bytes are whichever repository holds them: for callers that checked the repository and the content first. */
+  async locateContent(digest: string): Promise<BlobLocation | undefined> {
+    const location = await this.placeOf(digest);
+    if (location) this.access?.blobRead(digest);
+    return location;
+  }
+
+  private async placeOf(digest: string): Promise<BlobLocation | undefined> {
+    const { blobRedirectUrl, blobAccelPath } = this.storage;
+    if (blobRedirectUrl) {
+      const url = await blobRedirectUrl.call(this.storage, digest);
+      return url === undefined ? undefined : { url };
+    }
+    const accelPath = await blobAccelPath?.call(this.storage, digest);
+    return accelPath === undefined ? undefined : { accelPath };
   }
 
   holds(repo: RepositoryRef, digest: string): Promise<boolean> {

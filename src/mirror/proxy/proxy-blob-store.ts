@@ -4,7 +4,7 @@ import type { Logger } from '../../common/logger.js';
 import type { LocalBlobStore } from '../local/local-blob-store.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { Lease, MetadataStore } from '../store/metadata-store.js';
-import type { BlobContent, BlobInfo, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
+import type { BlobContent, BlobInfo, BlobLocation, BlobStore, RangeRequest, RepositoryRef } from '../store/types.js';
 import { contentLength, header, release, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
@@ -148,17 +148,17 @@ export class ProxyBlobStore implements BlobStore {
   }
 
   /**
-   * A URL for a blob the repository may serve and that is stored (held, or stored for another repository
-   * and confirmed by this one's upstream); undefined for a cold blob, which `open` downloads and streams.
+   * Where the bytes are of a blob the repository may serve and that is stored (held, or stored for another
+   * repository and confirmed by this one's upstream); undefined for a cold blob, which `open` downloads and streams.
    */
-  async locate(repo: RepositoryRef, digest: string): Promise<string | undefined> {
+  async locate(repo: RepositoryRef, digest: string): Promise<BlobLocation | undefined> {
     const { local } = this.deps;
     if (!local.redirects) return undefined;
     const [held, stored] = await Promise.all([local.holds(repo, digest), local.statContent(digest)]);
     if (!stored || (!held && !(await this.confirm(repo, digest)))) return undefined;
-    const url = await local.locateContent(digest);
-    if (url) this.deps.metrics?.cacheLookup('blob', 'hit');
-    return url;
+    const location = await local.locateContent(digest);
+    if (location) this.deps.metrics?.cacheLookup('blob', 'hit');
+    return location;
   }
 
   private fetchOnce(repo: RepositoryRef, digest: string): Promise<BlobFetch | undefined> {

@@ -42,7 +42,8 @@ export function createStorage(config: Pick<MirrorConfig, 'storage' | 'redis' | '
       ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
     });
   } else {
-    base = new FsStorage(config.storage.path, deps.clock);
+    const accel = config.storage.accelRedirect;
+    base = new FsStorage(config.storage.path, deps.clock, accel ? { accelPrefix: accel.prefix } : {});
   }
   const redis = config.redis;
   if (!redis) return base;

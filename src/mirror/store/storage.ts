@@ -41,6 +41,12 @@ export interface Storage {
    * The caller has checked that the blob may be served and is stored.
    */
   blobRedirectUrl?(digest: string): Promise<string | undefined>;
+  /**
+   * The URI a front server maps to the stored blob's file (`X-Accel-Redirect`, answered with no body), or
+   * undefined when the file is not there; absent unless `storage.accelRedirect` is configured (filesystem
+   * storage only). The caller has checked that the blob may be served.
+   */
+  blobAccelPath?(digest: string): Promise<string | undefined>;
   /** Closes connections the storage holds open (Redis); absent when it holds none. */
   close?(): Promise<void>;
 }

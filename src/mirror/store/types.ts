@@ -55,12 +55,18 @@ export interface BlobStore {
   /** The blob's bytes (or a range of them), or undefined when not held. */
   open(repo: RepositoryRef, digest: string, range?: RangeRequest): Promise<BlobContent | undefined>;
   /**
-   * Where the client may GET the blob itself (a presigned URL) instead of reading it through `open`: only
-   * when the storage hands out such URLs, the repository may serve the blob and it is stored. Undefined
-   * otherwise (a cold blob, a blob not held, a storage that streams): then `open` serves it.
+   * Where the blob's bytes may come from instead of `open`: only when the storage names such places, the
+   * repository may serve the blob and it is stored. Undefined otherwise (a cold blob, a blob not held, a
+   * storage that streams): then `open` serves it.
    */
-  locate(repo: RepositoryRef, digest: string): Promise<string | undefined>;
+  locate(repo: RepositoryRef, digest: string): Promise<BlobLocation | undefined>;
 }
+
+/**
+ * A stored blob's bytes outside the mirror: a URL the client GETs itself (a presigned URL, for a `307`), or
+ * a URI the front server in front of the mirror sends the file of (`X-Accel-Redirect`).
+ */
+export type BlobLocation = { url: string } | { accelPath: string };
 
 export interface Manifest {
   digest: string;

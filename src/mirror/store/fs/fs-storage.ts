@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import { MirrorgateError } from '../../../common/errors.js';
@@ -7,6 +7,7 @@ import type { Storage, StorageClaim, StorageHolder, StorageOwner } from '../stor
 import { FsContentStore } from './fs-content-store.js';
 import { FsMetadataStore } from './fs-metadata-store.js';
 import { StorageLayout } from './layout.js';
+import { isMissing } from './missing.js';
 import { acquireStorageLock, currentHolder } from './storage-lock.js';
 import { sweepTempFiles } from './sweep.js';
 
@@ -16,12 +17,31 @@ export class FsStorage implements Storage {
   readonly blobs: FsContentStore;
   readonly manifests: FsContentStore;
   readonly metadata: FsMetadataStore;
+  /**
+   * `<accelPrefix><alg>/<hex[0:2]>/<hex>` for a blob whose file is stored (a front server maps the prefix
+   * to `<root>/blobs/`); set only with `accelPrefix` (`storage.accelRedirect`), so that streaming storage
+   * makes no lookups for it.
+   */
+  readonly blobAccelPath?: (digest: string) => Promise<string | undefined>;
 
-  constructor(root: string, clock: Clock) {
+  constructor(root: string, clock: Clock, opts: { accelPrefix?: string } = {}) {
     this.layout = new StorageLayout(root);
     this.blobs = new FsContentStore(this.layout, 'blobs');
     this.manifests = new FsContentStore(this.layout, 'manifests');
     this.metadata = new FsMetadataStore(this.layout, clock);
+    const prefix = opts.accelPrefix;
+    if (prefix !== undefined) this.blobAccelPath = (digest) => this.accelPath(prefix, digest);
+  }
+
+  /** Only a file in its place counts: a blob's file is there only once verified (written to tmp/, then renamed). */
+  private async accelPath(prefix: string, digest: string): Promise<string | undefined> {
+    try {
+      if (!(await stat(this.layout.blobPath(digest))).isFile()) return undefined;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    return prefix + this.layout.contentUriPath(digest);
   }
 
   get description(): string {

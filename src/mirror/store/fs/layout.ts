@@ -63,6 +63,12 @@ export class StorageLayout {
     return path.join(this.root, kind, d.algorithm, d.hex.slice(0, 2), d.hex);
   }
 
+  /** `<alg>/<hex[0:2]>/<hex>`, with `/` separators: where content sits under its kind's directory, as a URI path. */
+  contentUriPath(digest: string): string {
+    const d = digestParts(digest);
+    return `${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`;
+  }
+
   blobPath(digest: string): string {
     return this.contentPath('blobs', digest);
   }

@@ -8,6 +8,8 @@ export class RedisStorage implements Storage {
   readonly manifests: ContentStore;
   /** The base storage's blob URLs, when it hands them out. */
   readonly blobRedirectUrl?: (digest: string) => Promise<string | undefined>;
+  /** The base storage's front-server paths, when it names them. */
+  readonly blobAccelPath?: (digest: string) => Promise<string | undefined>;
 
   constructor(
     private readonly base: Storage,
@@ -18,6 +20,7 @@ export class RedisStorage implements Storage {
     this.blobs = base.blobs;
     this.manifests = base.manifests;
     if (base.blobRedirectUrl) this.blobRedirectUrl = base.blobRedirectUrl.bind(base);
+    if (base.blobAccelPath) this.blobAccelPath = base.blobAccelPath.bind(base);
   }
 
   get description(): string {
