@@ -38,6 +38,7 @@ export function accelServerBlock(o: { listen: string; mirror: string; storagePat
     '    proxy_http_version 1.1;',
     '    proxy_set_header Connection "";',
     '    proxy_set_header Host $http_host;',
+    '    proxy_set_header X-Mirrorgate-Accel on;',
     '    proxy_buffering off;',
     '    proxy_request_buffering off;',
     '    proxy_read_timeout 900s;',

@@ -14,6 +14,13 @@ import { sendError } from './error-envelope.js';
 import { streamBody } from './stream-body.js';
 import { parseAccept, parseV2Path, singleQuery } from './parse.js';
 
+/**
+ * Set by the front server (`proxy_set_header X-Mirrorgate-Accel on`): only then is a warm blob answered with
+ * `X-Accel-Redirect`, so a client that reaches the mirror directly still gets the bytes. A client sending it
+ * itself gets an empty answer, which harms nobody but itself; the front overwrites it.
+ */
+const ACCEL_FRONT_HEADER = 'x-mirrorgate-accel';
+
 export interface MirrorRouteDeps {
   router: RepositoryRouter;
   access: AccessRules;
@@ -99,7 +106,7 @@ export function createRoutes(deps: MirrorRouteDeps) {
       res.end();
       return;
     }
-    if (location) {
+    if (location && 'accelPath' in location && req.headers[ACCEL_FRONT_HEADER] === 'on') {
       // The front server sends the file (its own Content-Length, Range and 206); these headers go with it.
       res.status(200).set({ 'x-accel-redirect': location.accelPath, 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"`, 'content-length': '0' });
       res.end();

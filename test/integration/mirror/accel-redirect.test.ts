@@ -74,9 +74,9 @@ async function stored(digest: string): Promise<void> {
 afterAll(() => cleanup.run());
 
 describe('the mirror with storage.accelRedirect', () => {
-  it('answers a GET of a stored blob with X-Accel-Redirect and no body, and a HEAD itself', async () => {
+  it('answers a GET of a stored blob with X-Accel-Redirect and no body when the front asks, and a HEAD itself', async () => {
     const layer = image.layers[0]!;
-    const r = await get(`${mirror.url}/v2/library/app/blobs/${layer.digest}`);
+    const r = await get(`${mirror.url}/v2/library/app/blobs/${layer.digest}`, { 'x-mirrorgate-accel': 'on' });
     expect(r.status).toBe(200);
     expect(r.headers['x-accel-redirect']).toBe(`${PREFIX}sha256/${layer.digest.slice(7, 9)}/${layer.digest.slice(7)}`);
     expect(r.headers['docker-content-digest']).toBe(layer.digest);
@@ -86,6 +86,14 @@ describe('the mirror with storage.accelRedirect', () => {
     expect(head.status).toBe(200);
     expect(head.headers['x-accel-redirect']).toBeUndefined();
     expect(head.headers['content-length']).toBe(String(layer.size));
+  });
+
+  it('sends the bytes itself to a client that reaches it without the front', async () => {
+    const layer = image.layers[0]!;
+    const r = await get(`${mirror.url}/v2/library/app/blobs/${layer.digest}`);
+    expect(r.status).toBe(200);
+    expect(r.headers['x-accel-redirect']).toBeUndefined();
+    expect(sha256(r.body)).toBe(layer.digest);
   });
 });
 
