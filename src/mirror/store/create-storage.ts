@@ -19,6 +19,8 @@ export interface StorageDeps {
   registry: Registry;
   /** Where secrets given as `env` are read. */
   env: NodeJS.ProcessEnv;
+  /** Served by several processes at once (the mirror's workers): see FsStorage. */
+  shared?: boolean;
 }
 
 /**
@@ -42,7 +44,7 @@ export function createStorage(config: Pick<MirrorConfig, 'storage' | 'redis' | '
       ...(s3.redirect ? { redirectTtlMs: s3.redirectTtl } : {}),
     });
   } else {
-    base = new FsStorage(config.storage.path, deps.clock);
+    base = new FsStorage(config.storage.path, deps.clock, { shared: deps.shared ?? false });
   }
   const redis = config.redis;
   if (!redis) return base;

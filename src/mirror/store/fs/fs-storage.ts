@@ -10,18 +10,26 @@ import { StorageLayout } from './layout.js';
 import { acquireStorageLock, currentHolder } from './storage-lock.js';
 import { sweepTempFiles } from './sweep.js';
 
-/** The embedded default: everything under one directory (see StorageLayout for what goes where). */
+/**
+ * The embedded default: everything under one directory (see StorageLayout for what goes where). Shared
+ * (`shared: true`), several processes serve from it at once (the mirror's workers): metadata keeps nothing
+ * in memory and leases are files, and `prepare` leaves the temp directory alone, since the other processes'
+ * writes are in it (the process that forked them swept it before).
+ */
 export class FsStorage implements Storage {
   readonly layout: StorageLayout;
   readonly blobs: FsContentStore;
   readonly manifests: FsContentStore;
   readonly metadata: FsMetadataStore;
 
-  constructor(root: string, clock: Clock) {
+  private readonly shared: boolean;
+
+  constructor(root: string, clock: Clock, opts: { shared?: boolean } = {}) {
     this.layout = new StorageLayout(root);
+    this.shared = opts.shared ?? false;
     this.blobs = new FsContentStore(this.layout, 'blobs');
     this.manifests = new FsContentStore(this.layout, 'manifests');
-    this.metadata = new FsMetadataStore(this.layout, clock);
+    this.metadata = new FsMetadataStore(this.layout, clock, { shared: this.shared });
   }
 
   get description(): string {
@@ -39,6 +47,7 @@ export class FsStorage implements Storage {
     } catch (err) {
       throw new MirrorgateError('CONFIG_INVALID', `storage directory ${root} is not usable: ${(err as Error).message}`, { cause: err });
     }
+    if (this.shared) return { swept: 0 };
     const uploads = new Set((await this.metadata.listUploads()).map((u) => u.writeId));
     return { swept: await sweepTempFiles(this.layout.tmpDir, uploads) };
   }
