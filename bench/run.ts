@@ -33,6 +33,7 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --worktree       build the mirror from the working tree (default: the committed HEAD)
   --reuse-build    run the mirror already built in bench/results/build (e.g. patched for an experiment)
   --tsx            run the mirror from the working tree's src/ under tsx, without building
+  --workers N      scenarios 1 and 2 also measure a mirror with mirror.workers N (an extra row, same run)
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       runs: { type: 'string' },
       'cpu-prof': { type: 'string' },
       tsx: { type: 'boolean', default: false },
+      workers: { type: 'string' },
       worktree: { type: 'boolean', default: false },
       'reuse-build': { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -67,6 +69,12 @@ async function main(): Promise<void> {
   }
   const selected = positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.id)) : SCENARIOS;
   const runs = values.quick ? 1 : Number(values.runs ?? 5);
+  const workers = values.workers === undefined ? undefined : Number(values.workers);
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 2)) {
+    process.stderr.write(`--workers: a whole number of at least 2, not ${values.workers}\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
 
   let mirrorMain = join(root, 'src', 'main.ts');
@@ -94,7 +102,7 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
     const cleanup = new Cleanup();
-    const ctx: BenchContext = { quick: values.quick, runs, mirrorMain, cpuProfDir: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined, cleanup, log };
+    const ctx: BenchContext = { quick: values.quick, runs, mirrorMain, cpuProfDir: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined, workers, cleanup, log };
     const t0 = Date.now();
     const load0 = loadavg()[0]!;
     log(`scenario ${scenario.id}: ${scenario.title}`);

@@ -11,6 +11,8 @@ export interface BenchContext {
   mirrorMain: string;
   /** Directory for V8 CPU profiles of the mirror, when `--cpu-prof` was given. */
   cpuProfDir: string | undefined;
+  /** `--workers N`: scenarios 1 and 2 also measure a mirror with `mirror.workers: N` in the same run. */
+  workers?: number | undefined;
   /** Everything started here is stopped when the scenario ends, even on failure. */
   cleanup: Cleanup;
   log(message: string): void;

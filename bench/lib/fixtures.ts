@@ -33,6 +33,26 @@ export async function startProxies(ctx: BenchContext, upstream: DockerRegistry):
   return { mirror, distribution };
 }
 
+/** With `--workers N`: one more mirror, with `mirror.workers: N`, on the same upstream (a storage of its own). */
+export async function startWorkersMirror(ctx: BenchContext, upstream: DockerRegistry): Promise<MirrorProcess | undefined> {
+  if (!ctx.workers) return undefined;
+  return ctx.cleanup.add(await startMirrorProcess({ main: ctx.mirrorMain, upstreams: { 'docker.io': upstream.url }, mirrorConfig: { workers: ctx.workers } }));
+}
+
+/** Waits until one mirror has committed every blob to its storage. */
+export async function waitMirrorCached(mirror: MirrorProcess, blobs: BlobRef[], timeoutMs = 60_000): Promise<void> {
+  const { stat } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const deadline = Date.now() + timeoutMs;
+  for (const b of blobs) {
+    const p = join(mirror.storage, mirrorBlobPath(b.digest));
+    while ((await stat(p).catch(() => undefined))?.size !== b.size) {
+      if (Date.now() > deadline) throw new Error(`${p} not cached after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 export function blobUrl(base: string, digest: string): string {
   return `${base}/v2/${REPO}/blobs/${digest}`;
 }

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -107,6 +107,66 @@ export function sampleRss(pid: number, everyMs = 50): { stop(): number } {
       clearInterval(timer);
       tick();
       return peak;
+    },
+  };
+}
+
+/** A process and its descendants (a mirror with workers: the primary and every worker), by parent pid in /proc. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    out.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** Peak memory of several processes together, for one measured run: VmHWM reset first, VmRSS summed every `everyMs`. */
+export function sampleTreeRss(pids: number[], everyMs = 20): { stop(): number } {
+  const canReset = pids.every((p) => resetPeak(p));
+  let peak = 0;
+  const tick = (): void => {
+    let sum = 0;
+    for (const p of pids) {
+      try {
+        sum += procMemory(p).rss;
+      } catch {
+        /* process gone */
+      }
+    }
+    peak = Math.max(peak, sum);
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      // The sum of each process's own peak: never below the true peak of the sum (they need not peak together).
+      let hwm = 0;
+      if (canReset) {
+        for (const p of pids) {
+          try {
+            hwm += procMemory(p).hwm;
+          } catch {
+            /* process gone */
+          }
+        }
+      }
+      return Math.max(peak, hwm);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Scenario } from '../lib/context.js';
-import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, waitCached, warm } from '../lib/fixtures.js';
+import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, startWorkersMirror, waitCached, waitMirrorCached, warm } from '../lib/fixtures.js';
 import { curlDownload, undiciDownload } from '../lib/load.js';
-import { cpuSeconds, startFileServer, startNginx } from '../lib/procs.js';
+import { cpuSeconds, processTree, startFileServer, startNginx } from '../lib/procs.js';
 import { emptyResult } from '../lib/report.js';
 import { fmtBytes, fmtMiBps, fmtRatio, median, MiB } from '../lib/stats.js';
 
@@ -20,6 +20,11 @@ export const warmBlob: Scenario = {
     const proxies = await startProxies(ctx, upstream);
     await warm(proxies, [blob!]);
     await waitCached(proxies, [blob!]);
+    const workers = await startWorkersMirror(ctx, upstream);
+    if (workers) {
+      await curlDownload([blobUrl(workers.url, blob!.digest)]);
+      await waitMirrorCached(workers, [blob!]);
+    }
     const nginx = ctx.cleanup.add(await startNginx(proxies.mirror.storage));
     const bare = ctx.cleanup.add(await startFileServer(proxies.mirror.storage));
 
@@ -28,7 +33,10 @@ export const warmBlob: Scenario = {
       { name: 'distribution (proxy)', url: blobUrl(proxies.distribution.url, blob!.digest), pid: proxies.distribution.pid },
       { name: 'nginx (sendfile)', url: nginx.url + mirrorBlobPath(blob!.digest), pid: undefined },
       { name: 'bare Node (stream)', url: bare.url + mirrorBlobPath(blob!.digest), pid: bare.pid as number | undefined },
+      // CPU of the primary and every worker together.
+      ...(workers ? [{ name: `mirrorgate (${ctx.workers} workers)`, url: blobUrl(workers.url, blob!.digest), pid: workers.pid, tree: true }] : []),
     ];
+    const cpuOf = (s: { pid: number | undefined; tree?: boolean }): number => (s.pid ? (s.tree ? processTree(s.pid) : [s.pid]).reduce((n, p) => n + cpuSeconds(p), 0) : 0);
     const tput = new Map<string, number[]>(servers.map((s) => [s.name, []]));
     const serverCpu = new Map<string, number[]>(servers.map((s) => [s.name, []]));
     const clientCpu = new Map<string, number[]>(servers.map((s) => [s.name, []]));
@@ -37,13 +45,13 @@ export const warmBlob: Scenario = {
     for (let i = 0; i < ctx.runs; i++) {
       for (let j = 0; j < servers.length; j++) {
         const s = servers[(i + j) % servers.length]!;
-        const cpu0 = s.pid ? cpuSeconds(s.pid) : 0;
+        const cpu0 = cpuOf(s);
         const r = await curlDownload([s.url]);
         const t = r.transfers[0]!;
         if (t.bytes !== size) throw new Error(`${s.name}: got ${t.bytes} bytes, expected ${size}`);
         tput.get(s.name)!.push(t.bytes / (t.ms / 1000));
         clientCpu.get(s.name)!.push(r.clientCpu / (t.ms / 1000));
-        if (s.pid) serverCpu.get(s.name)!.push((cpuSeconds(s.pid) - cpu0) / (t.ms / 1000));
+        if (s.pid) serverCpu.get(s.name)!.push((cpuOf(s) - cpu0) / (t.ms / 1000));
       }
     }
     // Cross-check with another client: undici in this process.
@@ -82,6 +90,11 @@ export const warmBlob: Scenario = {
       `Cross-check with undici as the client (one run): mirrorgate ${fmtMiBps(undici.get('mirrorgate')!)}, nginx ${fmtMiBps(undici.get('nginx (sendfile)')!)}.`,
       'Load generator: curl serves nginx faster than any other server here, so it is not what limits the others.',
     );
+    if (workers) {
+      const w = median(tput.get(`mirrorgate (${ctx.workers} workers)`)!);
+      result.checks.push({ name: `throughput vs distribution, ${ctx.workers} workers`, value: fmtRatio(w / d), target: '>= 1.2x', met: w / d >= 1.2 });
+      Object.assign(result.metrics, { workers: ctx.workers, workersBps: w });
+    }
     Object.assign(result.metrics, { sizeBytes: size, mirrorBps: m, distributionBps: d, nginxBps: n, bareNodeBps: b, ratioDistribution: m / d, ratioNginx: m / n, ratioBareNode: m / b });
     return result;
   },

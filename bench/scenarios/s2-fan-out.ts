@@ -1,7 +1,7 @@
 import type { Scenario } from '../lib/context.js';
-import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, waitCached, warm } from '../lib/fixtures.js';
+import { blobUrl, mirrorBlobPath, seedBlobs, startProxies, startUpstream, startWorkersMirror, waitCached, waitMirrorCached, warm } from '../lib/fixtures.js';
 import { curlDownload } from '../lib/load.js';
-import { cpuSeconds, procMemory, resetPeak, sampleRss, startNginx } from '../lib/procs.js';
+import { cpuSeconds, processTree, procMemory, resetPeak, sampleRss, sampleTreeRss, startNginx } from '../lib/procs.js';
 import { emptyResult } from '../lib/report.js';
 import { fmtBytes, fmtMB, fmtMiBps, fmtRatio, median, MiB } from '../lib/stats.js';
 
@@ -20,12 +20,19 @@ export const fanOut: Scenario = {
     ctx.log('warming both caches');
     await warm(proxies, blobs);
     await waitCached(proxies, blobs);
+    const workers = await startWorkersMirror(ctx, upstream);
+    if (workers) {
+      await curlDownload(blobs.map((b) => blobUrl(workers.url, b.digest)));
+      await waitMirrorCached(workers, blobs);
+    }
+    const workersName = `mirrorgate (${ctx.workers} workers)`;
     const nginx = ctx.cleanup.add(await startNginx(proxies.mirror.storage));
 
     const servers = [
       { name: 'mirrorgate', urls: blobs.map((b) => blobUrl(proxies.mirror.url, b.digest)), pid: proxies.mirror.pid as number | undefined },
       { name: 'distribution (proxy)', urls: blobs.map((b) => blobUrl(proxies.distribution.url, b.digest)), pid: proxies.distribution.pid },
       { name: 'nginx (sendfile)', urls: blobs.map((b) => nginx.url + mirrorBlobPath(b.digest)), pid: undefined },
+      ...(workers ? [{ name: workersName, urls: blobs.map((b) => blobUrl(workers.url, b.digest)), pid: workers.pid, tree: true }] : []),
     ];
     const total = clients * size;
     const tput = new Map<string, number[]>(servers.map((s) => [s.name, []]));
@@ -36,6 +43,19 @@ export const fanOut: Scenario = {
     for (let i = 0; i < ctx.runs; i++) {
       for (let j = 0; j < servers.length; j++) {
         const s = servers[(i + j) % servers.length]!;
+        if ('tree' in s) {
+          // The primary and every worker: memory and CPU of them all together.
+          const pids = processTree(s.pid as number);
+          const sampler = sampleTreeRss(pids, 20);
+          const cpu0 = pids.reduce((n, p) => n + cpuSeconds(p), 0);
+          const r = await curlDownload(s.urls);
+          peak.get(s.name)!.push(sampler.stop());
+          if (r.transfers.some((t) => t.bytes !== size)) throw new Error(`${s.name}: a transfer was short`);
+          tput.get(s.name)!.push(total / (r.makespanMs / 1000));
+          slowest.get(s.name)!.push(r.makespanMs);
+          result.metrics.workersCpuShare = (pids.reduce((n, p) => n + cpuSeconds(p), 0) - cpu0) / (r.makespanMs / 1000);
+          continue;
+        }
         // Peak RSS of this run only: reset VmHWM (and sample VmRSS too, in case the reset is not permitted).
         const canReset = s.pid ? resetPeak(s.pid) : false;
         const sampler = s.pid ? sampleRss(s.pid, 20) : undefined;
@@ -69,6 +89,16 @@ export const fanOut: Scenario = {
       { name: 'aggregate throughput vs distribution', value: fmtRatio(m / d), target: '>= 1.0x', met: m / d >= 1.0 },
       { name: 'mirror peak RSS', value: fmtMB(mPeak), target: '<= 200 MB', met: mPeak <= 200e6 },
     );
+    if (workers) {
+      const w = median(tput.get(workersName)!);
+      const wPeak = Math.max(...peak.get(workersName)!);
+      result.checks.push(
+        { name: `aggregate throughput vs distribution, ${ctx.workers} workers`, value: fmtRatio(w / d), target: '>= 1.0x', met: w / d >= 1.0 },
+        { name: `peak RSS, primary and ${ctx.workers} workers together`, value: fmtMB(wPeak), target: '<= 250 MB', met: wPeak <= 250e6 },
+      );
+      result.notes.push(`${workersName}: peak RSS is the sum over the primary and every worker of each one's VmHWM (reset before each run), at least the sum of VmRSS sampled every 20 ms.`);
+      Object.assign(result.metrics, { workers: ctx.workers, workersBps: w, workersPeakRssBytes: wPeak });
+    }
     result.notes.push(
       `Client (curl) CPU during the mirror's runs: ${Math.round(median(clientCpu) * 100)}% of one core; nginx was served ${fmtRatio(n / m)} faster by the same client.`,
       'Peak RSS is VmHWM reset before each run (and VmRSS sampled every 20 ms), so it excludes the warm-up downloads.',

@@ -35,6 +35,7 @@ export const ENV_OVERRIDES: Record<string, { path: string[]; describe: string }>
   MIRRORGATE_MIRROR_HOST: { path: ['webhook', 'mirrorHost'], describe: 'registry host the webhook rewrites to' },
   MIRRORGATE_WEBHOOK_LISTEN: { path: ['webhook', 'listen'], describe: 'webhook listen address' },
   MIRRORGATE_LOG_LEVEL: { path: ['log', 'level'], describe: 'log level' },
+  MIRRORGATE_WORKERS: { path: ['mirror', 'workers'], describe: 'mirror worker processes: a number or auto' },
 };
 
 /** Parses `HOST=URL` (or a bare well-known HOST) into an upstreams map. Problems are collected, not thrown. */
@@ -106,6 +107,8 @@ export function envOverrides(env: NodeJS.ProcessEnv, problems: string[]): RawCon
     if (value === undefined || value === '') continue;
     if (name === 'MIRRORGATE_UPSTREAMS') {
       setPath(tree, path, parseUpstreamSpecs(value.split(',').filter(Boolean), problems));
+    } else if (name === 'MIRRORGATE_WORKERS') {
+      setPath(tree, path, /^[0-9]+$/.test(value) ? Number(value) : value);
     } else {
       setPath(tree, path, value);
     }

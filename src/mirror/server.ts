@@ -46,6 +46,13 @@ export interface MirrorServerDeps {
   passwordVerifier?: PasswordVerifier;
   /** The storage to serve from (default: the one the configuration names). */
   storage?: Storage;
+  /**
+   * This process is one of the mirror's workers: the primary claimed and swept the storage, other workers
+   * serve from it too (shared metadata and leases).
+   */
+  worker?: boolean;
+  /** What /metrics answers (default: this process's registry). */
+  metricsText?: () => Promise<string>;
 }
 
 /**
@@ -86,7 +93,7 @@ export class MirrorServer {
     const logger = deps.logger;
     this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true, clock });
     this.ownsStorage = !deps.storage;
-    this.storage = deps.storage ?? createStorage(config.mirror, { clock, logger, registry: this.metrics.registry, env: deps.env ?? process.env });
+    this.storage = deps.storage ?? createStorage(config.mirror, { clock, logger, registry: this.metrics.registry, env: deps.env ?? process.env, shared: deps.worker ?? false });
     const limits = config.mirror.limits;
     const fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
     this.upstreams = new Upstreams(config, { logger, clock, metrics: this.metrics, env: deps.env ?? process.env, fetchGate });
@@ -125,6 +132,7 @@ export class MirrorServer {
       registry: this.metrics.registry,
       inflight: { isFetching: (d) => blobs.isFetching(d), isWriting: (id) => blobs.isWriting(id) || uploads.isWriting(id) },
       onRemoved: (keys) => localManifests.forget(keys),
+      claimed: deps.worker ?? false,
     });
     const localBlobs = this.local.blobs;
     const cacheProbe: CacheProbe = {
@@ -196,6 +204,7 @@ export class MirrorServer {
       auth: this.auth?.middleware,
       status: this.status,
       prefetch: this.prefetcher ? prefetchRoute({ router: this.router, access, prefetcher: this.prefetcher, metrics: this.metrics, logger: this.deps.logger }) : undefined,
+      metricsText: this.deps.metricsText,
     });
     const tls = this.config.mirror.tls;
     if (tls) {

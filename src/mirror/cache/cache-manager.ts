@@ -24,6 +24,8 @@ export interface CacheManagerDeps {
   inflight: { isFetching(digest: string): boolean; isWriting(writeId: string): boolean };
   /** Told what a pass removed (access-index keys), so in-memory copies can be dropped too. */
   onRemoved?: (keys: string[]) => void;
+  /** The storage is claimed by the process that forked this one (a worker): no claim of its own. */
+  claimed?: boolean;
 }
 
 /** Free space is checked at most this often as content arrives. */
@@ -84,7 +86,7 @@ export class CacheManager {
 
   /** Claims the storage, loads the access times, starts the schedule and a first pass in the background. */
   async start(): Promise<void> {
-    this.claim = await this.deps.storage.claim('mirror');
+    if (!this.deps.claimed) this.claim = await this.deps.storage.claim('mirror');
     await this.tracker.load();
     this.tracker.startFlushing(this.config.cache.accessFlushInterval);
     const heartbeat = setInterval(() => void this.claim?.heartbeat(), CLAIM_HEARTBEAT_MS);

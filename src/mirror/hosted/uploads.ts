@@ -26,6 +26,7 @@ export interface UploadState {
 }
 
 interface OpenUpload {
+  /** The session as this process last read or saved it. */
   session: UploadSession;
   writer: ContentWriter;
   /** Requests on one upload run one at a time. */
@@ -204,11 +205,30 @@ export class Uploads {
     return p;
   }
 
+  /**
+   * Takes up what another process (a worker or replica that got a request of this upload) did since this
+   * one last saw the session: its writer here would write at a stale offset with a stale hash. Gone there
+   * (finished or cancelled), it is gone here too.
+   */
+  private async catchUp(u: OpenUpload): Promise<void> {
+    const stored = await this.deps.metadata.getUpload(u.session.id);
+    if (stored && stored.offset === u.session.offset && stored.updatedAt === u.session.updatedAt) return;
+    await u.writer.detach?.();
+    const writer = stored && (await this.deps.content.resume(stored.writeId, SHA256_WRITE));
+    if (!stored || !writer) {
+      this.open.delete(u.session.id);
+      throw fail('BLOB_UPLOAD_UNKNOWN', `upload ${u.session.id} is closed`);
+    }
+    u.session = stored;
+    u.writer = writer;
+  }
+
   /** Runs `fn` on the upload after the requests before it; BLOB_UPLOAD_UNKNOWN when there is none for this repository. */
   private async serially<T>(repo: RepositoryRef, id: string, fn: (u: OpenUpload) => Promise<T>): Promise<T> {
     const u = await this.get(repo, id);
-    const run = u.queue.then(() => {
+    const run = u.queue.then(async () => {
       if (this.open.get(id) !== u) throw fail('BLOB_UPLOAD_UNKNOWN', `upload ${id} is closed`);
+      await this.catchUp(u);
       return fn(u);
     });
     u.queue = run.catch(() => undefined);

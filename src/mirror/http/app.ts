@@ -25,6 +25,8 @@ export interface MirrorAppDeps extends MirrorRouteDeps {
   status?: StatusService | undefined;
   /** `POST /v2/_mirrorgate/prefetch`, when prefetch is on (behind `auth`, like the registry API). */
   prefetch?: RequestHandler | undefined;
+  /** The /metrics text, when it is not this process's registry alone (the mirror's workers: all of them summed). */
+  metricsText?: (() => Promise<string>) | undefined;
 }
 
 /** Assembles the mirror's express app: request log, the read API, the status page, health and metrics. */
@@ -48,7 +50,7 @@ export function createMirrorApp(deps: MirrorAppDeps): Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' });
   });
   app.get('/metrics', (_req, res) => {
-    deps.metrics.registry.metrics().then(
+    (deps.metricsText ?? (() => deps.metrics.registry.metrics()))().then(
       (text) => res.status(200).type(deps.metrics.registry.contentType).send(text),
       (err: unknown) => sendError(res, err, deps.logger),
     );

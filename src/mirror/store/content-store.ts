@@ -52,6 +52,11 @@ export interface ContentWriter {
   flush(): Promise<void>;
   /** Verifies size (when `expected.size >= 0`) and digest, then makes the item visible. */
   commit(expected: BlobInfo): Promise<BlobInfo>;
+  /**
+   * Lets go of the write without dropping it, since another process went on with it (an upload's next
+   * request on another worker); where there is nothing to let go of, absent.
+   */
+  detach?(): Promise<void>;
   /** Drops the write. Safe to call twice, and after commit (then it does nothing). */
   cancel(): Promise<void>;
   on(event: 'progress', listener: (written: number) => void): this;

@@ -19,6 +19,8 @@ export interface StorageDeps {
   registry: Registry;
   /** Where secrets given as `env` are read. */
   env: NodeJS.ProcessEnv;
+  /** Served by several processes at once (the mirror's workers): see FsStorage. */
+  shared?: boolean;
 }
 
 /**
@@ -43,7 +45,7 @@ export function createStorage(config: Pick<MirrorConfig, 'storage' | 'redis' | '
     });
   } else {
     const accel = config.storage.accelRedirect;
-    base = new FsStorage(config.storage.path, deps.clock, accel ? { accelPrefix: accel.prefix } : {});
+    base = new FsStorage(config.storage.path, deps.clock, { shared: deps.shared ?? false, ...(accel ? { accelPrefix: accel.prefix } : {}) });
   }
   const redis = config.redis;
   if (!redis) return base;

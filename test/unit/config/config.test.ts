@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config/load.js';
 import { parseListen } from '../../../src/config/listen.js';
+import { mirrorFlagOverrides } from '../../../src/mirror/command.js';
 import { parseDuration, parseSize } from '../../../src/config/units.js';
 
 const dirs: string[] = [];
@@ -94,6 +95,17 @@ describe('loadConfig', () => {
     expect(c.upstreams['docker.io']!.url).toBe('http://127.0.0.1:5001');
     expect(c.upstreams['quay.io']!.url).toBe('https://quay.io');
     expect(() => loadConfig({ env: { MIRRORGATE_UPSTREAMS: 'example.org' } })).toThrow(/expected HOST=URL/);
+  });
+
+  it('mirror.workers: 1 by default; a number or auto, from the file, MIRRORGATE_WORKERS or --workers', () => {
+    expect(loadConfig({ env: {} }).mirror.workers).toBe(1);
+    expect(loadConfig({ env: { MIRRORGATE_WORKERS: '4' } }).mirror.workers).toBe(4);
+    expect(loadConfig({ env: { MIRRORGATE_WORKERS: 'auto' } }).mirror.workers).toBe('auto');
+    expect(() => loadConfig({ env: { MIRRORGATE_WORKERS: '0' } })).toThrow(/mirror\.workers/);
+    expect(() => loadConfig({ env: { MIRRORGATE_WORKERS: 'many' } })).toThrow(/mirror\.workers/);
+    const flags = mirrorFlagOverrides({ workers: '3' });
+    expect(loadConfig({ env: {}, overrides: flags.overrides }).mirror.workers).toBe(3);
+    expect(mirrorFlagOverrides({ workers: '2x' }).problems).toEqual(['--workers: a number or auto, not "2x"']);
   });
 
   it('requires exactly one source for each credential', () => {

@@ -211,6 +211,12 @@ export class FsContentWriter extends EventEmitter implements ContentWriter {
     this.emit('cancelled');
   }
 
+  /** Closes the file, leaving it for the process that goes on with the write (`resume`). */
+  async detach(): Promise<void> {
+    if (!this.stream.destroyed) this.stream.destroy();
+    await this.close();
+  }
+
   private close(): Promise<void> {
     this.closing ??= (async () => {
       const fh = this.fh;

@@ -4,6 +4,7 @@ import type { Clock } from '../../../common/clock.js';
 import { parseDigest } from '../../../reference/grammar.js';
 import type { Descriptor } from '../manifest-media.js';
 import { MemoryLeases } from '../memory-leases.js';
+import { FsLeases } from './fs-leases.js';
 import type { Lease, LinkEntry, LinkKind, MetadataStore, ReferrerEntry, StoredTag, UploadSession } from '../metadata-store.js';
 import type { RepositoryRef, TagRecord } from '../types.js';
 import { WeightedLru } from '../weighted-lru.js';
@@ -18,26 +19,39 @@ interface AccessFile {
 }
 
 const BATCH = 64;
+/** Shared: how long one save may hold the access index, and how long another waits for it. */
+const ACCESS_LEASE_MS = 10_000;
+const ACCESS_LEASE_WAIT_MS = 15_000;
 
 /**
  * Metadata as small files beside the content (see StorageLayout): tag records as JSON, links as empty
  * files, referrer descriptors as JSON, access times in one JSON file, upload sessions one file each.
  * Tag records and links are also remembered in memory (written through), since warm requests read them
  * on every pull. Leases live in this process's memory.
+ *
+ * Shared (`shared: true`, several processes on the directory: the mirror's workers), nothing is remembered
+ * in memory, since another process may change or remove it: tag records and links are read from disk,
+ * access times are merged over the file at each save (under a lease, so no process's save is lost), and
+ * leases are files every process sees (FsLeases).
  */
 export class FsMetadataStore implements MetadataStore {
-  private readonly tagMemory = new WeightedLru<string, TagRecord>(100_000);
+  private readonly tagMemory: WeightedLru<string, TagRecord>;
   /** Links known to exist; a miss goes to disk. */
-  private readonly linkMemory = new WeightedLru<string, true>(200_000);
-  private readonly leases: MemoryLeases;
+  private readonly linkMemory: WeightedLru<string, true>;
+  private readonly leases: MemoryLeases | FsLeases;
+  private readonly shared: boolean;
   private access: Map<string, number> | undefined;
   private accessWrite: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly layout: StorageLayout,
     clock: Clock,
+    opts: { shared?: boolean } = {},
   ) {
-    this.leases = new MemoryLeases(clock);
+    this.shared = opts.shared ?? false;
+    this.leases = this.shared ? new FsLeases(layout.leasesDir, clock) : new MemoryLeases(clock);
+    this.tagMemory = new WeightedLru(this.shared ? 0 : 100_000);
+    this.linkMemory = new WeightedLru(this.shared ? 0 : 200_000);
   }
 
   async getTag(repo: RepositoryRef, tag: string): Promise<TagRecord | undefined> {
@@ -219,6 +233,7 @@ export class FsMetadataStore implements MetadataStore {
   saveAccessTimes(times: ReadonlyMap<string, number>, forgotten: Iterable<string> = []): Promise<void> {
     // One write at a time, each of the whole merged map.
     const write = this.accessWrite.then(async () => {
+      if (this.shared) return this.saveSharedAccessTimes(times, forgotten);
       const current = await this.accessTimes();
       for (const [k, v] of times) if (v > (current.get(k) ?? 0)) current.set(k, v);
       for (const k of forgotten) current.delete(k);
@@ -233,14 +248,34 @@ export class FsMetadataStore implements MetadataStore {
     return this.leases.acquire(name, holder, ttlMs);
   }
 
-  private async accessTimes(): Promise<Map<string, number>> {
-    if (!this.access) {
-      const doc = await readJson<Partial<AccessFile>>(this.layout.accessIndexPath);
-      // Missing, or torn by a crash of an older version: times fall back to when content was stored.
-      const entries = doc && doc.version === 1 && typeof doc.entries === 'object' && doc.entries ? doc.entries : {};
-      this.access = new Map(Object.entries(entries).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  /** Read, merge, write under the `access-index` lease: another process's save between the read and the write would be lost. */
+  private async saveSharedAccessTimes(times: ReadonlyMap<string, number>, forgotten: Iterable<string>): Promise<void> {
+    const until = Date.now() + ACCESS_LEASE_WAIT_MS;
+    let lease: Lease | undefined;
+    while (!(lease = await this.leases.acquire('access-index', 'access-times', ACCESS_LEASE_MS))) {
+      if (Date.now() > until) throw new Error('another process has held the access index for too long');
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    return this.access;
+    try {
+      const current = await this.accessTimes();
+      for (const [k, v] of times) if (v > (current.get(k) ?? 0)) current.set(k, v);
+      for (const k of forgotten) current.delete(k);
+      const doc: AccessFile = { version: 1, entries: Object.fromEntries(current) };
+      await writeFileAtomic(this.layout.accessIndexPath, JSON.stringify(doc), this.layout.tmpDir);
+    } finally {
+      await lease.release();
+    }
+  }
+
+  private async accessTimes(): Promise<Map<string, number>> {
+    if (this.access && !this.shared) return this.access;
+    const doc = await readJson<Partial<AccessFile>>(this.layout.accessIndexPath);
+    // Missing, or torn by a crash of an older version: times fall back to when content was stored.
+    const entries = doc && doc.version === 1 && typeof doc.entries === 'object' && doc.entries ? doc.entries : {};
+    const times = new Map(Object.entries(entries).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    // Shared, the file is the only copy: another process may have written it since.
+    if (!this.shared) this.access = times;
+    return times;
   }
 
   /** Removes a record file and the directories it leaves empty, up to the repositories root. */

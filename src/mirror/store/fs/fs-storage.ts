@@ -11,7 +11,12 @@ import { isMissing } from './missing.js';
 import { acquireStorageLock, currentHolder } from './storage-lock.js';
 import { sweepTempFiles } from './sweep.js';
 
-/** The embedded default: everything under one directory (see StorageLayout for what goes where). */
+/**
+ * The embedded default: everything under one directory (see StorageLayout for what goes where). Shared
+ * (`shared: true`), several processes serve from it at once (the mirror's workers): metadata keeps nothing
+ * in memory and leases are files, and `prepare` leaves the temp directory alone, since the other processes'
+ * writes are in it (the process that forked them swept it before).
+ */
 export class FsStorage implements Storage {
   readonly layout: StorageLayout;
   readonly blobs: FsContentStore;
@@ -24,11 +29,14 @@ export class FsStorage implements Storage {
    */
   readonly blobAccelPath?: (digest: string) => Promise<string | undefined>;
 
-  constructor(root: string, clock: Clock, opts: { accelPrefix?: string } = {}) {
+  private readonly shared: boolean;
+
+  constructor(root: string, clock: Clock, opts: { shared?: boolean; accelPrefix?: string } = {}) {
     this.layout = new StorageLayout(root);
+    this.shared = opts.shared ?? false;
     this.blobs = new FsContentStore(this.layout, 'blobs');
     this.manifests = new FsContentStore(this.layout, 'manifests');
-    this.metadata = new FsMetadataStore(this.layout, clock);
+    this.metadata = new FsMetadataStore(this.layout, clock, { shared: this.shared });
     const prefix = opts.accelPrefix;
     if (prefix !== undefined) this.blobAccelPath = (digest) => this.accelPath(prefix, digest);
   }
@@ -59,6 +67,7 @@ export class FsStorage implements Storage {
     } catch (err) {
       throw new MirrorgateError('CONFIG_INVALID', `storage directory ${root} is not usable: ${(err as Error).message}`, { cause: err });
     }
+    if (this.shared) return { swept: 0 };
     const uploads = new Set((await this.metadata.listUploads()).map((u) => u.writeId));
     return { swept: await sweepTempFiles(this.layout.tmpDir, uploads) };
   }

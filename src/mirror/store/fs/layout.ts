@@ -17,6 +17,7 @@ export type ContentKind = 'blobs' | 'manifests';
  *   repositories/<upstream>/<path>/_blobs/<alg>/<hex>       this repository holds that blob
  *   repositories/<upstream>/<path>/_referrers/<alg>/<subject-hex>/<hex>.json   referrer descriptors
  *   state/access.json, state/lock, state/uploads/<id>.json  access times, the storage claim, upload sessions
+ *   state/leases/<name>.json                           leases, when several processes share the storage
  *   tmp/                                                writes in progress (swept at start-up)
  */
 export class StorageLayout {
@@ -39,6 +40,11 @@ export class StorageLayout {
 
   get accessIndexPath(): string {
     return path.join(this.stateDir, 'access.json');
+  }
+
+  /** Leases shared by the processes on the storage (the mirror's workers). */
+  get leasesDir(): string {
+    return path.join(this.stateDir, 'leases');
   }
 
   get lockPath(): string {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../src/common/clock.js';
@@ -59,5 +60,36 @@ describe('Uploads: sessions expire', () => {
     expect(await fresh.expire()).toBe(1);
     expect(await storage.metadata.listUploads()).toEqual([]);
     expect(await storage.blobs.listWrites()).toEqual([]);
+  });
+});
+
+describe('Uploads: the requests of one push spread over processes', () => {
+  it('each process takes up what the others appended: a push alternating between two completes with the right digest', async () => {
+    const clock = new ManualClock(1_000_000);
+    const dir = await makeTempDir('mirrorgate-uploads-');
+    dirs.push(dir);
+    // Two workers: each its own view of the one shared storage.
+    const worker = (): Uploads => {
+      const storage = new FsStorage(dir.path, clock, { shared: true });
+      return new Uploads({ blobs: new LocalBlobStore(storage), content: storage.blobs, metadata: storage.metadata, clock, logger: silentLogger(), expiryMs: HOUR });
+    };
+    const [a, b] = [worker(), worker()];
+    const parts = [Buffer.alloc(3000, 1), Buffer.alloc(5000, 2), Buffer.alloc(7000, 3), Buffer.alloc(11, 4)];
+    const whole = Buffer.concat(parts);
+    const { id } = await a.start(repo);
+    let at = 0;
+    for (const [i, part] of parts.slice(0, 3).entries()) {
+      clock.advance(1);
+      const on = i % 2 === 0 ? a : b;
+      const range = { start: at, end: at + part.length - 1 };
+      expect(await on.append(repo, id, Readable.from([part]), range)).toEqual({ id, offset: at + part.length });
+      at += part.length;
+    }
+    // Back on the first: it must not write at the offset it last saw.
+    expect(await a.status(repo, id)).toEqual({ id, offset: at });
+    const digest = `sha256:${createHash('sha256').update(whole).digest('hex')}`;
+    expect(await b.finish(repo, id, digest, Readable.from([parts[3]!]))).toEqual({ digest, size: whole.length });
+    // Closed on one, it is gone on the other too.
+    await expect(a.status(repo, id)).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
   });
 });
