@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { ioredisModule } from './ioredis.js';
 import type { MirrorRedisConfig } from '../../../config/schema.js';
 import { readSecret } from '../../upstream/credentials.js';
 
@@ -9,7 +10,7 @@ import { readSecret } from '../../upstream/credentials.js';
  */
 export function createRedisClient(config: MirrorRedisConfig, env: NodeJS.ProcessEnv): Redis {
   const password = config.password ? readSecret(config.password, env) : undefined;
-  return new Redis(config.url, {
+  return new (ioredisModule().Redis)(config.url, {
     lazyConnect: true,
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,

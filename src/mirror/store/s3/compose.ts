@@ -1,16 +1,9 @@
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  UploadPartCommand,
-  UploadPartCopyCommand,
-  type CompletedPart,
-} from '@aws-sdk/client-s3';
+import type { CompletedPart } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { MirrorgateError } from '../../../common/errors.js';
 import { storageError } from './s3-errors.js';
 import type { S3Objects } from './s3-objects.js';
+import { s3Sdk } from './sdk.js';
 
 /** S3's smallest part (all but the last), and its most parts per upload. */
 const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -54,7 +47,7 @@ export async function composeObject(objects: S3Objects, key: string, input: Comp
   if (segments.length === 1 && tail.length === 0) {
     const seg = segments[0]!;
     try {
-      await objects.s3.send(new CopyObjectCommand({ Bucket: objects.bucket, Key: key, CopySource: copySource(objects.bucket, seg.key), CopySourceIfMatch: seg.etag }));
+      await objects.s3.send(new (s3Sdk().CopyObjectCommand)({ Bucket: objects.bucket, Key: key, CopySource: copySource(objects.bucket, seg.key), CopySourceIfMatch: seg.etag }));
     } catch (err) {
       throw storageError(err, `COPY ${seg.key} to ${key}`);
     }
@@ -68,7 +61,7 @@ async function composeMultipart(objects: S3Objects, key: string, input: ComposeI
   const expected = input.segments.reduce((n, s) => n + s.size, 0) + input.tail.length;
   let uploadId: string;
   try {
-    uploadId = (await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))).UploadId!;
+    uploadId = (await s3.send(new (s3Sdk().CreateMultipartUploadCommand)({ Bucket: bucket, Key: key }))).UploadId!;
   } catch (err) {
     throw storageError(err, `starting the multipart upload of ${key}`);
   }
@@ -83,11 +76,11 @@ async function composeMultipart(objects: S3Objects, key: string, input: ComposeI
     parts.push(part);
   };
   const upload = (body: Buffer, md5: string) => (PartNumber: number) =>
-    s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber, Body: body, ContentLength: body.length, ContentMD5: md5 })).then((r) => r.ETag);
+    s3.send(new (s3Sdk().UploadPartCommand)({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber, Body: body, ContentLength: body.length, ContentMD5: md5 })).then((r) => r.ETag);
   const copy = (seg: Segment, start: number) => (PartNumber: number) =>
     s3
       .send(
-        new UploadPartCopyCommand({
+        new (s3Sdk().UploadPartCopyCommand)({
           Bucket: bucket,
           Key: key,
           UploadId: uploadId,
@@ -128,10 +121,10 @@ async function composeMultipart(objects: S3Objects, key: string, input: ComposeI
       flushPending();
     }
     const done = await Promise.all(parts);
-    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }));
+    await s3.send(new (s3Sdk().CompleteMultipartUploadCommand)({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: done } }));
   } catch (err) {
     await Promise.allSettled(parts);
-    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+    await s3.send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
     throw storageError(err, `the multipart upload of ${key}`);
   } finally {
     input.uploads.delete(uploadId);

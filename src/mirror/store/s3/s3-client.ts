@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { S3StorageConfig } from '../../../config/schema.js';
 import { readSecret } from '../../upstream/credentials.js';
+import { s3Sdk } from './sdk.js';
 
 /** Keys read from files or variables are read again this often, so rotated secrets are picked up. */
 const CREDENTIALS_REFRESH_MS = 5 * 60_000;
@@ -24,7 +25,7 @@ export function createS3Client(config: S3StorageConfig, env: NodeJS.ProcessEnv =
   const agentOptions = { keepAlive: true, maxSockets: config.maxConnections };
   const ca = config.caFile === undefined ? undefined : [...rootCertificates, readFileSync(config.caFile, 'utf8')];
   const { accessKeyId, secretAccessKey } = config;
-  const client = new S3Client({
+  const client = new (s3Sdk().S3Client)({
     region: config.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
     forcePathStyle: config.forcePathStyle,

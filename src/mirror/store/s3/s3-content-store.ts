@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { AbortMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { fail } from '../../../common/errors.js';
 import { parseDigest } from '../../../reference/grammar.js';
 import type { ContentEntry, ContentRead, ContentStore, PendingWrite } from '../content-store.js';
@@ -10,6 +8,7 @@ import { S3ContentWriter, type WriterContext } from './s3-content-writer.js';
 import { isNotFound, storageError } from './s3-errors.js';
 import type { ContentKind, S3Keys } from './s3-keys.js';
 import type { S3Objects } from './s3-objects.js';
+import { s3Presigner, s3Sdk } from './sdk.js';
 
 export interface S3ContentStoreOptions {
   /** Bytes held in memory per write before they are stored as one part (at least 5 MiB). */
@@ -62,7 +61,7 @@ export class S3ContentStore implements ContentStore {
    */
   async presignedUrl(digest: string, ttlMs: number): Promise<string> {
     const key = this.keys.contentKey(this.kind, digest);
-    return getSignedUrl(this.objects.s3, new GetObjectCommand({ Bucket: this.objects.bucket, Key: key }), { expiresIn: Math.max(1, Math.round(ttlMs / 1000)) });
+    return s3Presigner().getSignedUrl(this.objects.s3, new (s3Sdk().GetObjectCommand)({ Bucket: this.objects.bucket, Key: key }), { expiresIn: Math.max(1, Math.round(ttlMs / 1000)) });
   }
 
   async writer(digest: string): Promise<S3ContentWriter> {
@@ -102,7 +101,7 @@ export class S3ContentStore implements ContentStore {
     const upload = this.parseUploadId(id);
     if (upload) {
       try {
-        await this.objects.s3.send(new AbortMultipartUploadCommand({ Bucket: this.objects.bucket, Key: upload.key, UploadId: upload.uploadId }));
+        await this.objects.s3.send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: this.objects.bucket, Key: upload.key, UploadId: upload.uploadId }));
       } catch (err) {
         if (!isNotFound(err)) throw storageError(err, `aborting the multipart upload ${upload.uploadId} of ${upload.key}`);
       }
@@ -147,7 +146,7 @@ export class S3ContentStore implements ContentStore {
       let res;
       try {
         res = await this.objects.s3.send(
-          new ListMultipartUploadsCommand({
+          new (s3Sdk().ListMultipartUploadsCommand)({
             Bucket: this.objects.bucket,
             Prefix: this.keys.contentPrefix(this.kind),
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
@@ -179,7 +178,7 @@ export class S3ContentStore implements ContentStore {
     for (;;) {
       let res;
       try {
-        res = await this.objects.s3.send(new ListPartsCommand({ Bucket: this.objects.bucket, Key: key, UploadId: uploadId, ...(marker ? { PartNumberMarker: marker } : {}) }));
+        res = await this.objects.s3.send(new (s3Sdk().ListPartsCommand)({ Bucket: this.objects.bucket, Key: key, UploadId: uploadId, ...(marker ? { PartNumberMarker: marker } : {}) }));
       } catch (err) {
         if (isNotFound(err)) return bytes; // completed or aborted meanwhile
         throw storageError(err, `listing the parts of ${key}`);

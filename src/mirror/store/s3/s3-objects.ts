@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client, type _Object } from '@aws-sdk/client-s3';
+import type { S3Client, _Object } from '@aws-sdk/client-s3';
 import { isNotFound, storageError } from './s3-errors.js';
+import { s3Sdk } from './sdk.js';
 
 /** Deletes sent at once (one request per key: multi-object delete needs a checksum old gateways refuse). */
 const DELETE_CONCURRENCY = 8;
@@ -21,7 +22,7 @@ export class S3Objects {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const res = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const res = await this.s3.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: key }));
       return { size: res.ContentLength ?? 0, etag: res.ETag ?? '', lastModified: res.LastModified?.getTime() ?? Date.now() };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -32,7 +33,7 @@ export class S3Objects {
   /** A streamed GET (of an inclusive byte range, when given); undefined when the key is not there. */
   async get(key: string, range?: { start: number; end: number }): Promise<{ body: Readable; size: number } | undefined> {
     try {
-      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
+      const res = await this.s3.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
       return { body: res.Body as Readable, size: res.ContentLength ?? 0 };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -65,7 +66,7 @@ export class S3Objects {
    */
   async put(key: string, body: Buffer, contentMd5 = createHash('md5').update(body).digest('base64')): Promise<string> {
     try {
-      const res = await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: contentMd5 }));
+      const res = await this.s3.send(new (s3Sdk().PutObjectCommand)({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: contentMd5 }));
       return res.ETag ?? '';
     } catch (err) {
       throw storageError(err, `PUT ${key}`);
@@ -74,7 +75,7 @@ export class S3Objects {
 
   async delete(key: string): Promise<void> {
     try {
-      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.s3.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       if (!isNotFound(err)) throw storageError(err, `DELETE ${key}`);
     }
@@ -96,7 +97,7 @@ export class S3Objects {
       let res;
       try {
         res = await this.s3.send(
-          new ListObjectsV2Command({
+          new (s3Sdk().ListObjectsV2Command)({
             Bucket: this.bucket,
             Prefix: prefix,
             MaxKeys: Math.min(1000, opts.pageSize ?? 1000),

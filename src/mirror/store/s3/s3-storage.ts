@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { MetadataStore } from '../metadata-store.js';
 import type { Storage, StorageClaim, StorageHolder, StorageOwner } from '../storage.js';
 import { S3Claims } from './s3-claims.js';
@@ -7,6 +7,7 @@ import { S3ContentStore } from './s3-content-store.js';
 import { startupError } from './s3-errors.js';
 import { S3Keys, describeLocation, type S3Location } from './s3-keys.js';
 import { S3Objects } from './s3-objects.js';
+import { s3Sdk } from './sdk.js';
 
 export interface S3StorageOptions {
   location: S3Location;
@@ -61,14 +62,14 @@ export class S3Storage implements Storage {
   async prepare(): Promise<{ swept: number }> {
     const { bucket, prefix } = this.opts.location;
     try {
-      await this.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
+      await this.s3.send(new (s3Sdk().ListObjectsV2Command)({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
     } catch (err) {
       throw startupError(err, `${this.description}`);
     }
     const probe = this.keys.probeKey(randomBytes(8).toString('hex'));
     try {
-      await this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: probe, Body: Buffer.from('ok'), ContentLength: 2 }));
-      await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: probe }));
+      await this.s3.send(new (s3Sdk().PutObjectCommand)({ Bucket: bucket, Key: probe, Body: Buffer.from('ok'), ContentLength: 2 }));
+      await this.s3.send(new (s3Sdk().DeleteObjectCommand)({ Bucket: bucket, Key: probe }));
     } catch (err) {
       throw startupError(err, `${this.description} (writing ${probe})`);
     }
