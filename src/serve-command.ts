@@ -5,7 +5,6 @@ import { systemClock } from './common/clock.js';
 import { createLogger } from './common/logger.js';
 import { loadConfig } from './config/load.js';
 import { parseListen } from './config/listen.js';
-import { MirrorServer } from './mirror/server.js';
 import { runCerts } from './webhook/command.js';
 import { ConfigStore } from './webhook/config-store.js';
 import { WebhookMetrics } from './webhook/metrics.js';
@@ -33,9 +32,10 @@ export function registerServeCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      // Loaded here, not at the top: the Kubernetes client is large and other commands do not need it.
+      // Loaded here, not at the top: the Kubernetes client and the server are large and other commands do not need them.
       const { ownNamespace } = await import('./webhook/kube.js');
       const { startWebhook } = await import('./webhook/runtime.js');
+      const { MirrorServer } = await import('./mirror/server.js');
       const logger = createLogger({ level: config.log.level });
       const mirror = new MirrorServer(config, { logger });
       const mirrorAddress = await mirror.start();

@@ -3,10 +3,8 @@ import type { Command } from 'commander';
 import { createLogger } from '../common/logger.js';
 import { ENV_OVERRIDES, loadConfig, parseUpstreamSpecs, type RawConfig } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
-import { MirrorServer } from './server.js';
 import { onShutdown } from '../common/on-shutdown.js';
 import { runPrimary } from './workers/run-primary.js';
-import { runWorker } from './workers/run-worker.js';
 import { workerCount } from './workers/worker-count.js';
 
 interface MirrorFlags {
@@ -62,7 +60,9 @@ export function registerMirrorCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      // The server's modules are loaded here, not at the top: a primary of workers serves no HTTP and stays small.
       if (cluster.isWorker) {
+        const { runWorker } = await import('./workers/run-worker.js');
         await runWorker(config);
         return;
       }
@@ -81,6 +81,7 @@ export function registerMirrorCommand(program: Command): void {
         onShutdown(logger, primary.stop);
         return;
       }
+      const { MirrorServer } = await import('./server.js');
       const server = new MirrorServer(config, { logger });
       const { url } = await server.start();
       process.stderr.write(`mirrorgate mirror listening on ${url} (storage ${server.storage.description}); mirroring ${server.upstreams.hosts.map((h) => `${h} -> ${config.upstreams[h]?.url ?? '?'}`).join(', ')}\n`);
