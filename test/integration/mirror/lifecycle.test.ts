@@ -28,9 +28,11 @@ describe('health, readiness and metrics', () => {
     expect(await ready.body.json()).toEqual({ status: 'ready' });
     const cold = await request(`${mirror.url}/v2/library/big/blobs/${blob.digest}`);
     expect(sha256(Buffer.from(await cold.body.arrayBuffer()))).toBe(blob.digest);
-    // Request metrics are recorded when the server sees the response close, just after the client has it.
+    // Request metrics are recorded when the server sees the response close, just after the client has it, and
+    // the download ends when the cache write commits, just after that.
     let metrics = '';
-    for (let i = 0; i < 50 && !/mirrorgate_mirror_requests_total\{method="GET",kind="blob"/.test(metrics); i++) {
+    const settled = (m: string): boolean => /mirrorgate_mirror_requests_total\{method="GET",kind="blob"/.test(m) && /mirrorgate_inflight_fetches 0/.test(m);
+    for (let i = 0; i < 100 && !settled(metrics); i++) {
       await new Promise((r) => setTimeout(r, 20));
       metrics = await (await request(`${mirror.url}/metrics`)).body.text();
     }
