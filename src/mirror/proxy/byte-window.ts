@@ -61,7 +61,11 @@ export class ByteWindow {
     if (this.head > 64 && this.head * 2 > this.chunks.length) this.compact();
   }
 
-  /** Up to `length` bytes from `position` (a view of a held chunk, at most to its end); undefined when the window does not hold `position`. */
+  /**
+   * Up to `length` bytes from `position`, as far as the window holds them; undefined when it does not hold
+   * `position`. Within one chunk, a view of it; across chunks, one copy (the upstream's chunks are small, and
+   * a few large writes to a client's socket cost much less than many small ones).
+   */
   read(position: number, length: number): Buffer | undefined {
     if (position < this.first || position >= this.last || length <= 0) return undefined;
     let lo = this.head;
@@ -71,9 +75,14 @@ export class ByteWindow {
       if (this.offsets[mid]! <= position) lo = mid;
       else hi = mid - 1;
     }
-    const chunk = this.chunks[lo]!;
+    const want = Math.min(length, this.last - position);
+    const first = this.chunks[lo]!;
     const at = position - this.offsets[lo]!;
-    return chunk.subarray(at, Math.min(chunk.length, at + length));
+    if (first.length - at >= want) return first.subarray(at, at + want);
+    const out = Buffer.allocUnsafe(want);
+    let filled = first.copy(out, 0, at);
+    for (let i = lo + 1; filled < want; i++) filled += this.chunks[i]!.copy(out, filled, 0, Math.min(this.chunks[i]!.length, want - filled));
+    return out;
   }
 
   /** Drops every byte held (the download ended: readers go on from the store). */

@@ -27,16 +27,21 @@ describe('ByteWindow', () => {
     expect(w.start).toBe(2000);
   });
 
-  it('reads views of the held chunks, each to at most its chunk end', () => {
+  it('reads a view within one chunk and one copy across chunks, never past what it holds', () => {
     const w = new ByteWindow(1 << 20, 10);
-    w.push(Buffer.from('abcde'), 10);
+    const abcde = Buffer.from('abcde');
+    w.push(abcde, 10);
     w.push(Buffer.from('fgh'), 10);
+    w.push(Buffer.from('ij'), 10);
     expect(w.read(9, 1)).toBeUndefined();
-    expect(w.read(10, 100)?.toString()).toBe('abcde');
-    expect(w.read(12, 2)?.toString()).toBe('cd');
-    expect(w.read(14, 100)?.toString()).toBe('e');
-    expect(w.read(15, 100)?.toString()).toBe('fgh');
-    expect(w.read(18, 1)).toBeUndefined();
+    const view = w.read(11, 3)!;
+    expect(view.toString()).toBe('bcd');
+    expect(view.buffer).toBe(abcde.buffer); // no copy
+    expect(w.read(12, 5)?.toString()).toBe('cdefg');
+    expect(w.read(10, 100)?.toString()).toBe('abcdefghij');
+    expect(w.read(15, 100)?.toString()).toBe('fghij');
+    expect(w.read(19, 100)?.toString()).toBe('j');
+    expect(w.read(20, 1)).toBeUndefined();
     expect(w.read(12, 0)).toBeUndefined();
   });
 
