@@ -49,6 +49,8 @@ export class BlobFetch {
   private verified = false;
   private error: Error | undefined;
   private readonly window: ByteWindow;
+  /** Window end when followers were last woken for new bytes. */
+  private announced = 0;
   private tick!: Promise<void>;
   private wake!: () => void;
   /** Settles when the blob is committed (resolves) or the fetch failed (rejects). */
@@ -65,6 +67,7 @@ export class BlobFetch {
     this.digest = expected.digest;
     this.size = expected.size;
     this.window = new ByteWindow(windowBytes, writer.written);
+    this.announced = this.window.end;
     this.rearm();
     writer.on('progress', (written) => {
       this.window.trim(written);
@@ -104,6 +107,7 @@ export class BlobFetch {
   }
 
   private notify(): void {
+    this.announced = this.window.end;
     const wake = this.wake;
     this.rearm();
     wake();
@@ -151,8 +155,10 @@ export class BlobFetch {
         batch.push(next.value);
         batchBytes += next.value.length;
         // Followers may have these bytes now, before they are stored (but never the last one before verification).
+        // They are woken once a read's worth has arrived (or by the write's progress): a wake-up per upstream
+        // chunk meant a socket write per chunk, which cost a single cold client more than the file read it saved.
         this.window.push(next.value, this.writer.written);
-        this.notify();
+        if (this.window.end - this.announced >= READ_CHUNK) this.notify();
         if (batchBytes >= WRITE_BATCH) await flush();
       }
       await flush(); // the last batch
