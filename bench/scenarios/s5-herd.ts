@@ -22,8 +22,8 @@ export const herd: Scenario = {
     const single = new Map<string, number[]>(names.map((n) => [n, []]));
     const slowest = new Map<string, number[]>(names.map((n) => [n, []]));
     const gets = new Map<string, number[]>(names.map((n) => [n, []]));
-    /** The same herd again once the blob is cached: what the cold herd's slowest client is held to. */
-    const warmSlowest = new Map<string, number[]>(names.map((n) => [n, []]));
+    /** The same herd again once the blob is cached: what the cold herd is measured against. */
+    const warm = new Map<string, number[]>(names.map((n) => [n, []]));
     for (let i = 0; i < runs; i++) {
       for (const mode of ['single', 'herd'] as const) {
         // Fresh, empty proxies for every measurement: the blob is cold in both.
@@ -42,7 +42,7 @@ export const herd: Scenario = {
             gets.get(name)!.push(upstreamGets() - before);
             const again = await curlDownload(Array<string>(clients).fill(blobUrl(base, blob!.digest)));
             if (again.transfers.some((t) => t.bytes !== size)) throw new Error(`${name}: a warm transfer was short`);
-            warmSlowest.get(name)!.push(again.makespanMs);
+            warm.get(name)!.push(again.makespanMs);
           }
         }
         await proxies.mirror.stop();
@@ -51,26 +51,29 @@ export const herd: Scenario = {
     }
     result.tables.push({
       title: `${clients} clients, one cold ${fmtBytes(size)} blob, curl --parallel, median of ${runs} runs (fresh caches each time)`,
-      columns: ['server', 'upstream GETs', 'one cold client', 'slowest of the herd', 'slowest / one client', 'slowest, same herd warm', 'cold / warm slowest'],
+      columns: ['server', 'upstream GETs', 'one cold client', 'slowest of the herd', 'slowest / one client', 'slowest of the warm herd', 'cold herd / warm herd'],
       rows: names.map((n) => [
         n,
         `${median(gets.get(n)!)} (max ${Math.max(...gets.get(n)!)})`,
         fmtMs(median(single.get(n)!)),
         fmtMs(median(slowest.get(n)!)),
         fmtRatio(median(slowest.get(n)!) / median(single.get(n)!)),
-        fmtMs(median(warmSlowest.get(n)!)),
-        fmtRatio(median(slowest.get(n)!) / median(warmSlowest.get(n)!)),
+        fmtMs(median(warm.get(n)!)),
+        fmtRatio(median(slowest.get(n)!) / median(warm.get(n)!)),
       ]),
     });
     const mGets = Math.max(...gets.get('mirrorgate')!);
-    const warmRatio = median(slowest.get('mirrorgate')!) / median(warmSlowest.get('mirrorgate')!);
+    const ratio = median(slowest.get('mirrorgate')!) / median(single.get('mirrorgate')!);
+    const coldWarm = median(slowest.get('mirrorgate')!) / median(warm.get('mirrorgate')!);
     result.checks.push(
       { name: 'upstream GETs for the herd (mirror)', value: String(mGets), target: '1', met: mGets === 1 },
-      { name: 'slowest cold herd client / slowest of the same herd warm (mirror)', value: fmtRatio(warmRatio), target: '<= 1.2x', met: warmRatio <= 1.2 },
+      { name: 'slowest herd client / one cold client (mirror)', value: fmtRatio(ratio), target: '<= 1.3x', met: ratio <= 1.3 },
+      { name: 'slowest of the cold herd / slowest of the warm herd (mirror)', value: fmtRatio(coldWarm), target: '<= 1.2x', met: coldWarm <= 1.2 },
     );
     result.notes.push(
       `The herd moves ${fmtBytes(clients * size)} to the clients; the one-client time is the floor only for a single download, the target asks the herd to finish close to it.`,
       'Upstream GETs are counted from the upstream registry\'s access log.',
+      'The warm herd is the same clients again on the same server right after the cold herd, the blob now cached.',
     );
     Object.assign(result.metrics, {
       clients,
@@ -79,9 +82,10 @@ export const herd: Scenario = {
       distributionUpstreamGets: median(gets.get('distribution (proxy)')!),
       mirrorSingleMs: median(single.get('mirrorgate')!),
       mirrorSlowestMs: median(slowest.get('mirrorgate')!),
-      mirrorWarmSlowestMs: median(warmSlowest.get('mirrorgate')!),
       distributionSingleMs: median(single.get('distribution (proxy)')!),
       distributionSlowestMs: median(slowest.get('distribution (proxy)')!),
+      mirrorWarmSlowestMs: median(warm.get('mirrorgate')!),
+      distributionWarmSlowestMs: median(warm.get('distribution (proxy)')!),
     });
     return result;
   },

@@ -3,6 +3,7 @@ import { MirrorgateError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { ContentWriter } from '../store/content-store.js';
 import { resolveRange } from '../store/range.js';
+import { ByteWindow } from './byte-window.js';
 import { release } from '../upstream/client.js';
 import { isStorageFull } from '../store/storage-full.js';
 import type { BlobInfo, ByteRange, RangeRequest } from '../store/types.js';
@@ -12,6 +13,12 @@ const READ_CHUNK = 256 * 1024;
 const WRITE_BATCH = 1024 * 1024;
 /** Writes to the temp file at once (measured: 4 x 1 MiB copies a blob about 1.6x faster than one 256 KiB write at a time). */
 const WRITES_IN_FLIGHT = 4;
+/**
+ * Stored bytes the in-memory window of a download keeps for its followers (on top of those not stored yet,
+ * at most the batch and the writes in flight). Followers within it are served from memory; slower ones read
+ * the store.
+ */
+export const WINDOW_BYTES = 4 * 1024 * 1024;
 
 /**
  * Asks the upstream for the rest of the blob from `offset` (a `Range` request). Resolves with the body of a
@@ -24,8 +31,10 @@ class UpstreamBodyError extends Error {}
 
 /**
  * One download of a blob from an upstream into the cache, shared by every client that asks for the blob
- * while it runs. The upstream body goes to a content write (hashed as it is written); each client reads
- * that write back as it grows, at its own pace, so a slow client never slows the download or the others.
+ * while it runs. The upstream body goes to a content write (hashed as it is written) and to a bounded
+ * in-memory window of the latest bytes (ByteWindow). Each client follows at its own pace, so a slow client
+ * never slows the download or the others: from the window while it keeps up, from the content write (read
+ * back as it grows) when it falls behind, and from the window again once it catches up.
  *
  * Nothing unverified is ever served as complete: the last byte of every response is held back until the
  * whole blob has been verified and committed. On a mismatch or a cut, followers fail mid-stream and the
@@ -39,6 +48,9 @@ export class BlobFetch {
   /** Size and digest checked; the file may still be syncing before its rename. */
   private verified = false;
   private error: Error | undefined;
+  private readonly window: ByteWindow;
+  /** Window end when followers were last woken for new bytes. */
+  private announced = 0;
   private tick!: Promise<void>;
   private wake!: () => void;
   /** Settles when the blob is committed (resolves) or the fetch failed (rejects). */
@@ -50,11 +62,17 @@ export class BlobFetch {
     expected: { digest: string; size: number | undefined },
     private readonly logger: Logger,
     private readonly resume?: { from: ResumeFrom; attempts: number },
+    windowBytes = WINDOW_BYTES,
   ) {
     this.digest = expected.digest;
     this.size = expected.size;
+    this.window = new ByteWindow(windowBytes, writer.written);
+    this.announced = this.window.end;
     this.rearm();
-    writer.on('progress', () => this.notify());
+    writer.on('progress', (written) => {
+      this.window.trim(written);
+      this.notify();
+    });
     writer.once('verified', () => {
       this.verified = true;
       this.notify();
@@ -68,6 +86,16 @@ export class BlobFetch {
     return this.writer.written;
   }
 
+  /** Bytes received from the upstream so far (followers may have all but the last before verification). */
+  get received(): number {
+    return this.window.end;
+  }
+
+  /** Bytes the window holds in memory now. */
+  get windowBytes(): number {
+    return this.window.bytes;
+  }
+
   get failed(): boolean {
     return this.state === 'failed';
   }
@@ -79,6 +107,7 @@ export class BlobFetch {
   }
 
   private notify(): void {
+    this.announced = this.window.end;
     const wake = this.wake;
     this.rearm();
     wake();
@@ -125,6 +154,11 @@ export class BlobFetch {
         }
         batch.push(next.value);
         batchBytes += next.value.length;
+        // Followers may have these bytes now, before they are stored (but never the last one before verification).
+        // They are woken once a read's worth has arrived (or by the write's progress): a wake-up per upstream
+        // chunk meant a socket write per chunk, which cost a single cold client more than the file read it saved.
+        this.window.push(next.value, this.writer.written);
+        if (this.window.end - this.announced >= READ_CHUNK) this.notify();
         if (batchBytes >= WRITE_BATCH) await flush();
       }
       await flush(); // the last batch
@@ -153,6 +187,8 @@ export class BlobFetch {
         }
       }
       const info = await this.writer.commit({ digest: this.digest, size: this.size ?? -1 });
+      // Committed: followers still reading read the stored blob; the memory goes back now.
+      this.window.clear();
       this.state = 'done';
       this.notify();
       return info;
@@ -167,6 +203,7 @@ export class BlobFetch {
             : new MirrorgateError('UPSTREAM_UNAVAILABLE', `download of ${this.digest} failed: ${(err as Error).message}`, { cause: err });
       // Nothing is left behind by the time anyone hears of the failure.
       await this.writer.cancel();
+      this.window.clear();
       this.error = e;
       this.state = 'failed';
       this.notify();
@@ -182,7 +219,12 @@ export class BlobFetch {
     return resolveRange(range, this.size);
   }
 
-  /** A stream of the blob's bytes (or a range of them) that follows the download as it goes. */
+  /**
+   * A stream of the blob's bytes (or a range of them) that follows the download as it goes: each piece from
+   * the window when it holds it, else from the content write (the window only drops bytes stored there, so
+   * the next byte is always in one of them; `pos` alone says where the stream is, so switching between them
+   * neither skips nor repeats a byte).
+   */
   follow(range?: ByteRange): Readable {
     const start = range?.start ?? 0;
     const limit = range ? range.end + 1 : Number.POSITIVE_INFINITY;
@@ -199,10 +241,19 @@ export class BlobFetch {
         for (;;) {
           if (self.failed) throw self.error!;
           const done = self.state === 'done' || self.verified;
-          // Until verified, hold back the response's last byte (or, size unknown, the last byte written).
-          const available = done ? Math.min(self.written, limit) : Math.min(self.written - 1, limit - 1);
+          // Until verified, hold back the response's last byte (or, size unknown, the last byte received).
+          const received = self.window.end;
+          const available = done ? Math.min(received, limit) : Math.min(received - 1, limit - 1);
           if (pos < available) {
-            const buf = await reader.read(pos, Math.min(READ_CHUNK, available - pos));
+            const held = self.window.read(pos, Math.min(READ_CHUNK, available - pos));
+            if (held) {
+              pos += held.length;
+              yield held;
+              continue;
+            }
+            const stored = Math.min(self.written, available);
+            if (pos >= stored) throw new MirrorgateError('UNKNOWN', `byte ${pos} of ${self.digest} is neither in memory nor stored`);
+            const buf = await reader.read(pos, Math.min(READ_CHUNK, stored - pos));
             if (buf.length === 0) throw new MirrorgateError('UNKNOWN', `cached copy of ${self.digest} ended early`);
             pos += buf.length;
             yield buf;

@@ -3,7 +3,8 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/common/clock.js';
 import { silentLogger } from '../../../src/common/logger.js';
-import { BlobFetch } from '../../../src/mirror/proxy/blob-fetch.js';
+import { BlobFetch, WINDOW_BYTES } from '../../../src/mirror/proxy/blob-fetch.js';
+import type { ContentWriter } from '../../../src/mirror/store/content-store.js';
 import { FsStorage } from '../../../src/mirror/store/fs/fs-storage.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
 
@@ -113,5 +114,156 @@ describe('BlobFetch', () => {
     const fetch = new BlobFetch(await s.blobs.writer(digest), Readable.from([bytes]), { digest, size: bytes.length }, silentLogger());
     await fetch.done;
     expect((await readAll(fetch.follow())).equals(bytes)).toBe(true);
+  });
+});
+
+/** A real content writer that counts the bytes its readers read back (what the window did not serve). */
+function countingReads(writer: ContentWriter): { writer: ContentWriter; readBack: () => number } {
+  let n = 0;
+  const counted = Object.create(writer) as ContentWriter;
+  counted.openReader = async () => {
+    const r = await writer.openReader();
+    return {
+      read: async (position, length) => {
+        const buf = await r.read(position, length);
+        n += buf.length;
+        return buf;
+      },
+      close: () => r.close(),
+    };
+  };
+  return { writer: counted, readBack: () => n };
+}
+
+/** Feeds `data` in chunks of `size`, waiting for each to be taken (so the download sees many small chunks). */
+async function feed(body: PassThrough, data: Buffer, size: number): Promise<void> {
+  for (let at = 0; at < data.length; at += size) {
+    if (!body.write(data.subarray(at, at + size))) await new Promise((r) => body.once('drain', r));
+  }
+}
+
+/** Resolves when `fetch` has stored `n` bytes. */
+async function storedAtLeast(fetch: BlobFetch, n: number): Promise<void> {
+  for (let i = 0; i < 500 && fetch.written < n; i++) await new Promise((r) => setTimeout(r, 5));
+  if (fetch.written < n) throw new Error(`only ${fetch.written} bytes stored`);
+}
+
+describe('BlobFetch window', () => {
+  const WINDOW = 128 * 1024;
+  const CHUNK = 16 * 1024;
+
+  it('a follower that keeps up is served from memory, reading nothing back', async () => {
+    const s = await storage();
+    const { writer, readBack } = countingReads(await s.blobs.writer(digest));
+    const body = new PassThrough();
+    // The default window holds the whole blob: whatever the scheduling, the follower never falls behind it.
+    const fetch = new BlobFetch(writer, body, { digest, size: bytes.length }, silentLogger(), undefined, WINDOW_BYTES);
+    const follower = readAll(fetch.follow());
+    await feed(body, bytes, CHUNK);
+    body.end();
+    await fetch.done;
+    expect((await follower).equals(bytes)).toBe(true);
+    expect(readBack()).toBe(0);
+    expect(fetch.windowBytes).toBe(0); // given back once committed
+  });
+
+  it('a follower that falls behind reads on from the store and back into the window, without a gap or a repeated byte', async () => {
+    const s = await storage();
+    const { writer, readBack } = countingReads(await s.blobs.writer(digest));
+    const body = new PassThrough();
+    const fetch = new BlobFetch(writer, body, { digest, size: bytes.length }, silentLogger(), undefined, WINDOW);
+    const slow = fetch.follow();
+    const fast = readAll(fetch.follow());
+    slow.pause();
+    const firstPart = 2 * 1024 * 1024; // two whole batches: stored without waiting for more
+    await feed(body, bytes.subarray(0, firstPart), CHUNK);
+    await storedAtLeast(fetch, firstPart);
+    // The window has moved on past the slow follower: what it needs next is only in the store.
+    expect(fetch.windowBytes).toBeLessThanOrEqual(WINDOW);
+    const got: Buffer[] = [];
+    slow.on('data', (c: Buffer) => got.push(c));
+    const slowEnded = new Promise((r) => slow.once('end', r));
+    slow.resume();
+    // It catches up: once it has everything received so far (but the held-back byte), the rest comes from memory.
+    for (let i = 0; i < 500 && Buffer.concat(got).length < firstPart - 1; i++) await new Promise((r) => setTimeout(r, 5));
+    const readBackWhileBehind = readBack();
+    expect(readBackWhileBehind).toBeGreaterThan(firstPart - 2 * WINDOW - 256 * 1024);
+    await feed(body, bytes.subarray(firstPart), CHUNK);
+    body.end();
+    await fetch.done;
+    await slowEnded;
+    expect(Buffer.concat(got).equals(bytes)).toBe(true);
+    expect((await fast).equals(bytes)).toBe(true);
+    // Caught up: most of what was sent after that came from memory, not the store.
+    expect(readBack()).toBeLessThan(readBackWhileBehind + (bytes.length - firstPart) / 2);
+  });
+
+  it('followers that never read do not grow the memory held beyond the window and what is not stored yet', async () => {
+    const s = await storage();
+    const big = Buffer.from(Array.from({ length: 8 * 1024 * 1024 }, (_, i) => (i * 7) % 253));
+    const bigDigest = sha(big);
+    const body = new PassThrough();
+    const fetch = new BlobFetch(await s.blobs.writer(bigDigest), body, { digest: bigDigest, size: big.length }, silentLogger(), undefined, WINDOW);
+    const idle = Array.from({ length: 5 }, () => fetch.follow());
+    for (const r of idle) r.pause();
+    let worst = 0;
+    const sample = setInterval(() => {
+      worst = Math.max(worst, fetch.windowBytes - (fetch.received - fetch.written));
+    }, 1);
+    try {
+      await feed(body, big, CHUNK);
+      body.end();
+      // The download ends although nobody read: slow clients do not slow it.
+      await fetch.done;
+    } finally {
+      clearInterval(sample);
+    }
+    expect(worst).toBeLessThanOrEqual(WINDOW + CHUNK);
+    const all = await Promise.all(idle.map((r) => readAll(r)));
+    for (const b of all) expect(b.equals(big)).toBe(true);
+  });
+
+  it('wrong bytes cut every follower, those in the window and those reading the store, before the last byte', async () => {
+    const s = await storage();
+    const wrong = Buffer.from(bytes);
+    wrong[2_900_000] = wrong[2_900_000]! ^ 1;
+    const body = new PassThrough();
+    const fetch = new BlobFetch(await s.blobs.writer(digest), body, { digest, size: bytes.length }, silentLogger(), undefined, WINDOW);
+    const got = [0, 0];
+    const followers = [fetch.follow(), fetch.follow()];
+    followers[1]!.pause();
+    const outcomes = followers.map(
+      (r, i) =>
+        new Promise<unknown>((resolve) => {
+          r.on('data', (c: Buffer) => (got[i]! += c.length));
+          r.once('error', resolve);
+          r.once('end', () => resolve(undefined));
+        }),
+    );
+    const firstPart = 2 * 1024 * 1024;
+    await feed(body, wrong.subarray(0, firstPart), CHUNK);
+    await storedAtLeast(fetch, firstPart);
+    followers[1]!.resume(); // behind the window: reads the store
+    await feed(body, wrong.subarray(firstPart), CHUNK);
+    body.end();
+    await expect(fetch.done).rejects.toMatchObject({ code: 'UPSTREAM_INVALID_CONTENT' });
+    for (const o of await Promise.all(outcomes)) expect(o).toMatchObject({ code: 'UPSTREAM_INVALID_CONTENT' });
+    for (const n of got) expect(n).toBeLessThan(bytes.length);
+    expect(fetch.windowBytes).toBe(0);
+    expect(await s.blobs.stat(digest)).toBeUndefined();
+    expect(await s.blobs.listWrites()).toEqual([]);
+  });
+
+  it('an upstream cut with no resume fails every follower; nothing is stored', async () => {
+    const s = await storage();
+    const body = new PassThrough();
+    const fetch = new BlobFetch(await s.blobs.writer(digest), body, { digest, size: bytes.length }, silentLogger(), undefined, WINDOW);
+    const followers = [readAll(fetch.follow()), readAll(fetch.follow())];
+    await feed(body, bytes.subarray(0, 1_000_000), CHUNK);
+    body.destroy(new Error('connection reset'));
+    await expect(fetch.done).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    for (const f of followers) await expect(f).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(await s.blobs.stat(digest)).toBeUndefined();
+    expect(await s.blobs.listWrites()).toEqual([]);
   });
 });
