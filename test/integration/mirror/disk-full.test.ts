@@ -34,57 +34,65 @@ beforeAll(async () => {
   big = await pushBigBlob(registry.url, 'library/full', 3 * 1024 * 1024, 'too-big');
   image = await pushImage(registry.url, 'library/full', 'v1', { layers: [1000], format: 'oci', seed: 'full-manifest' });
   hub = cleanup.add(await startHubFront({ target: registry.url }));
-  mountDir = await makeTempDir('mirrorgate-tmpfs-');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountDir.path]);
-  cleanup.add(async () => {
-    execFileSync('umount', [mountDir.path]);
-    await mountDir.cleanup();
-  });
-  mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url }, storage: mountDir, clock }));
 }, 60_000);
 
 afterAll(() => cleanup.run());
 
 
-describe('a full disk', () => {
-  it('a download that fills the disk fails cleanly and leaves no partial blob; later requests stream uncached and verified; caching resumes when space returns', async () => {
-    const first = await fetchAll(`${mirror.url}/v2/library/full/blobs/${filler.digest}`);
-    expect(sha256(first.body)).toBe(filler.digest);
-    await waitFor(() => existsSync(blobFile(filler.digest)));
+/** Once as one process, once as one of `mirror.workers` (shared storage), each on a fresh 4 MiB tmpfs. */
+describe.each([false, true])('a worker: %s', (worker) => {
+  beforeAll(async () => {
+    mountDir = await makeTempDir('mirrorgate-tmpfs-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountDir.path]);
+    const dir = mountDir;
+    cleanup.add(async () => {
+      execFileSync('umount', [dir.path]);
+      await dir.cleanup();
+    });
+    mirror = cleanup.add(await startMirror({ upstreams: { 'docker.io': hub.url }, storage: mountDir, clock, deps: { worker } }));
+  });
+  afterAll(() => mirror.stop());
 
-    // 3 MiB more does not fit in what is left of 4 MiB.
-    const overflow = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
-    expect(overflow.broken || overflow.status !== 200).toBe(true);
-    expect(existsSync(blobFile(big.digest))).toBe(false);
-    expect(readdirSync(path.join(mountDir.path, 'tmp'))).toEqual([]);
+  describe('a full disk', () => {
+    it('a download that fills the disk fails cleanly and leaves no partial blob; later requests stream uncached and verified; caching resumes when space returns', async () => {
+      const first = await fetchAll(`${mirror.url}/v2/library/full/blobs/${filler.digest}`);
+      expect(sha256(first.body)).toBe(filler.digest);
+      await waitFor(() => existsSync(blobFile(filler.digest)));
 
-    // While the disk is full, the same blob comes straight from the upstream, complete and verified.
-    const direct = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
-    expect(direct.status).toBe(200);
-    expect(direct.broken).toBe(false);
-    expect(sha256(direct.body)).toBe(big.digest);
-    const range = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`, { range: 'bytes=10-19' });
-    expect(range.status).toBe(206);
-    expect(range.body.equals(direct.body.subarray(10, 20))).toBe(true);
-    expect(existsSync(blobFile(big.digest))).toBe(false);
-    // Corrupt bytes on that path: cut short, and counted as a verification failure.
-    hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'corrupt' } });
-    expect((await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`)).broken).toBe(true);
-    expect(await mirror.server.metrics.registry.getSingleMetricAsString('mirrorgate_upstream_verification_failures_total')).toContain(
-      'mirrorgate_upstream_verification_failures_total{upstream="docker.io",kind="blob"} 1',
-    );
+      // 3 MiB more does not fit in what is left of 4 MiB.
+      const overflow = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
+      expect(overflow.broken || overflow.status !== 200).toBe(true);
+      expect(existsSync(blobFile(big.digest))).toBe(false);
+      expect(readdirSync(path.join(mountDir.path, 'tmp'))).toEqual([]);
 
-    // Manifests are small: still served (verified) when they cannot be stored.
-    const m = await fetchAll(`${mirror.url}/v2/library/full/manifests/v1`, { accept: MediaTypes.ociManifest });
-    expect(m.status).toBe(200);
-    expect(sha256(m.body)).toBe(image.digest);
+      // While the disk is full, the same blob comes straight from the upstream, complete and verified.
+      const direct = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
+      expect(direct.status).toBe(200);
+      expect(direct.broken).toBe(false);
+      expect(sha256(direct.body)).toBe(big.digest);
+      const range = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`, { range: 'bytes=10-19' });
+      expect(range.status).toBe(206);
+      expect(range.body.equals(direct.body.subarray(10, 20))).toBe(true);
+      expect(existsSync(blobFile(big.digest))).toBe(false);
+      // Corrupt bytes on that path: cut short, and counted as a verification failure.
+      hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: { type: 'corrupt' } });
+      expect((await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`)).broken).toBe(true);
+      expect(await mirror.server.metrics.registry.getSingleMetricAsString('mirrorgate_upstream_verification_failures_total')).toContain(
+        'mirrorgate_upstream_verification_failures_total{upstream="docker.io",kind="blob"} 1',
+      );
 
-    // Space returns: the mirror caches again once its back-off has passed.
-    rmSync(blobFile(filler.digest));
-    clock.advance(60_000);
-    const cached = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
-    expect(sha256(cached.body)).toBe(big.digest);
-    await waitFor(() => existsSync(blobFile(big.digest)));
+      // Manifests are small: still served (verified) when they cannot be stored.
+      const m = await fetchAll(`${mirror.url}/v2/library/full/manifests/v1`, { accept: MediaTypes.ociManifest });
+      expect(m.status).toBe(200);
+      expect(sha256(m.body)).toBe(image.digest);
+
+      // Space returns: the mirror caches again once its back-off has passed.
+      rmSync(blobFile(filler.digest));
+      clock.advance(60_000);
+      const cached = await fetchAll(`${mirror.url}/v2/library/full/blobs/${big.digest}`);
+      expect(sha256(cached.body)).toBe(big.digest);
+      await waitFor(() => existsSync(blobFile(big.digest)));
+    });
   });
 });
 
