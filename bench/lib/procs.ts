@@ -3,12 +3,11 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { request } from 'undici';
 import { stringify } from 'yaml';
-import { freePort, makeTempDir, type TempDir } from '../../test/helpers/tmp.js';
+import { makeTempDir } from '../../test/helpers/tmp.js';
 import { reapOnExit } from '../../test/helpers/reap-children.js';
+import { startNginxServer } from '../../test/helpers/nginx.js';
 
 /**
  * The servers under test, each its own process so its CPU and memory can be read from /proc: the mirror
@@ -281,68 +280,13 @@ export interface Nginx {
  * Debian's nginx serving `root` statically with sendfile, one worker, no access log: the floor for serving
  * bytes from disk on this machine. Runs in the foreground with its own prefix, config and pid file.
  */
-export async function startNginx(root: string, opts: { workers?: number } = {}): Promise<Nginx> {
-  const dir: TempDir = await makeTempDir('mirrorgate-bench-nginx-');
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const conf = [
-      // Workers of a root master drop to "nobody", which cannot read the 0700 temp dirs the bench uses.
-      process.getuid?.() === 0 ? 'user root;' : '',
-      `worker_processes ${opts.workers ?? 1};`,
-      `pid ${dir.path}/nginx.pid;`,
-      `error_log ${dir.path}/error.log warn;`,
-      'events { worker_connections 4096; }',
-      'http {',
-      '  access_log off;',
-      '  sendfile on;',
-      '  tcp_nopush on;',
-      '  keepalive_requests 1000000;',
-      '  default_type application/octet-stream;',
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir.path}/${t};`),
-      `  server { listen 127.0.0.1:${port}; root ${root}; location / { } }`,
-      '}',
-      '',
-    ].join('\n');
-    const confPath = join(dir.path, 'nginx.conf');
-    await writeFile(confPath, conf);
-    const child = spawn('nginx', ['-p', dir.path, '-c', confPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    reapOnExit(child);
-    let log = '';
-    child.stderr!.on('data', (c: Buffer) => (log += c.toString('utf8')));
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    let up = false;
-    for (let i = 0; i < 100 && child.exitCode === null; i++) {
-      try {
-        const res = await request(`http://127.0.0.1:${port}/`, { method: 'HEAD' });
-        await res.body.dump();
-        up = true;
-        break;
-      } catch {
-        await sleep(50);
-      }
-    }
-    if (!up) {
-      child.kill('SIGKILL');
-      await exited;
-      if (attempt < 3 && /in use/.test(log)) continue;
-      await dir.cleanup();
-      throw new Error(`nginx did not start: ${log}`);
-    }
-    let stopped = false;
-    return {
-      url: `http://127.0.0.1:${port}`,
-      pid: child.pid!,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        child.kill('SIGQUIT');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-        await dir.cleanup();
-      },
-    };
-  }
+export function startNginx(root: string, opts: { workers?: number } = {}): Promise<Nginx> {
+  return startNginxServer({
+    server: (listen) => `  server { listen ${listen}; root ${root}; location / { } }`,
+    probePath: '/',
+    http: ['default_type application/octet-stream;'],
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+  });
 }
 
 export interface FileServer {
