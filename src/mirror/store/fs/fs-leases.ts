@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import type { Lease } from '../metadata-store.js';
 import { isMissing } from './missing.js';
+import { processAlive } from './process-alive.js';
 
 interface LeaseFile {
   holder: string;
@@ -159,13 +160,4 @@ async function readLease(file: string): Promise<LeaseFile | undefined> {
     // Unreadable: treated as expired, so it is replaced rather than blocking the name for ever.
   }
   return { holder: '', token: 'unreadable', expiresAt: 0, pid: 0, host: '' };
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

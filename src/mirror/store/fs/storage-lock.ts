@@ -5,6 +5,7 @@ import { MirrorgateError } from '../../../common/errors.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { StorageClaim, StorageHolder, StorageOwner } from '../storage.js';
 import type { StorageLayout } from './layout.js';
+import { processAlive } from './process-alive.js';
 
 interface LockFile extends StorageHolder {
   token: string;
@@ -13,16 +14,6 @@ interface LockFile extends StorageHolder {
 /** A holder on another host refreshes the lock's mtime at least this often; older means it is gone. */
 export const LOCK_HEARTBEAT_MS = 30_000;
 const LOCK_STALE_MS = 4 * LOCK_HEARTBEAT_MS;
-
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The current holder, when one is alive (same host: its pid runs; another host: the lock is fresh). */
 export async function currentHolder(layout: StorageLayout): Promise<LockFile | undefined> {
