@@ -15,21 +15,36 @@ import { checkContentFiles } from '../helpers/cache-disk.js';
 /**
  * A bounded soak: several clients pull a mix of warm and cold blobs for SOAK_SECONDS while the upstream
  * misbehaves at random. At the end every cached blob is re-verified, no client ever got corrupt bytes, and
- * the mirror's memory and open file handles are back near their baseline.
+ * the mirror's memory and open file handles are back near their baseline. Once as one process, once with two
+ * workers (`mirror.workers`), where the resource check covers the primary and each worker.
  */
 const SOAK_SECONDS = Number(process.env.MIRRORGATE_SOAK_SECONDS ?? 45);
 const CLIENTS = 8;
+const WORKERS = [1, 2] as const;
 const cleanup = new Cleanup();
 const tally = new Tally();
 let registry: DockerRegistry;
 let hub: HubFront;
-let storage: TempDir;
-let mirror: ChildProcess;
-let port: number;
 
 function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
+/** The mirror's processes: the command itself and, with workers, its children (the workers). */
+function mirrorPids(mirror: ChildProcess): number[] {
+  const pid = mirror.pid!;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return [pid, ...(children ? children.split(/\s+/).map(Number) : [])];
+}
+interface Resources {
+  rss: number;
+  fds: { files: number; sockets: number };
+}
+function resources(mirror: ChildProcess): Map<number, Resources> {
+  return new Map(mirrorPids(mirror).map((pid) => [pid, { rss: rssKiB(pid), fds: openFds(pid) }]));
+}
+const describeResources = (r: Map<number, Resources>): string =>
+  [...r].map(([pid, x]) => `pid ${pid}: rss ${x.rss} KiB, ${x.fds.files} files, ${x.fds.sockets} sockets`).join('; ');
+
 /** Open file descriptors by what they are: files (a leak there means a blob or temp file left open) and sockets. */
 function openFds(pid: number): { files: number; sockets: number } {
   let files = 0;
@@ -50,13 +65,10 @@ function openFds(pid: number): { files: number; sockets: number } {
 beforeAll(async () => {
   registry = cleanup.add(await startDockerRegistry());
   hub = cleanup.add(await startHubFront({ target: registry.url }));
-  storage = cleanup.add(await makeTempDir('mirrorgate-soak-'));
-  port = await freePort();
-  mirror = (await startMirrorCli({ upstream: hub.url, storage: storage.path, port, cleanup, env: { MIRRORGATE_LOG_LEVEL: 'warn' } })).child;
 }, 60_000);
 
 afterAll(async () => {
-  console.log(`\nSoak (${SOAK_SECONDS} s, ${CLIENTS} clients, random upstream faults):\n${tally.table()}\n`);
+  console.log(`\nSoak (${SOAK_SECONDS} s per run, ${CLIENTS} clients, random upstream faults):\n${tally.table()}\n`);
   await cleanup.run();
 });
 
@@ -69,35 +81,58 @@ const FAULTS: FaultAction[] = [
   { type: 'refuse' },
 ];
 
-describe('soak', () => {
+describe.each(WORKERS)('soak, mirror.workers %i', (workers) => {
+  const mode = workers === 1 ? 'one process' : `${workers} workers`;
+  let storage: TempDir;
+  let mirror: ChildProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    storage = cleanup.add(await makeTempDir('mirrorgate-soak-'));
+    port = await freePort();
+    const cli = await startMirrorCli({ upstream: hub.url, storage: storage.path, port, cleanup, env: { MIRRORGATE_LOG_LEVEL: 'info', MIRRORGATE_WORKERS: String(workers) } });
+    mirror = cli.child;
+    if (workers > 1) {
+      const until = Date.now() + 30_000;
+      while ((cli.output().match(/worker listening/g) ?? []).length < workers) {
+        if (Date.now() > until) throw new Error(`the workers did not all listen:\n${cli.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }, 60_000);
+
   it('mixed warm and cold pulls with random upstream faults: nothing corrupted, resources back to baseline', async () => {
-    const random = rng(20261122);
+    const random = rng(20261122 + workers);
+    const repo = `library/soak-${workers}`;
     const pool: BlobRef[] = [];
-    for (let i = 0; i < 40; i++) pool.push(await pushBlob(registry.url, 'library/soak', generateBytes(`soak-${i}`, 20_000 + Math.floor(random() * 2_000_000))));
+    for (let i = 0; i < 40; i++) pool.push(await pushBlob(registry.url, repo, generateBytes(`soak-${workers}-${i}`, 20_000 + Math.floor(random() * 2_000_000))));
     const agent = new Agent({ connections: CLIENTS });
-    const url = (b: BlobRef) => `http://127.0.0.1:${port}/v2/library/soak/blobs/${b.digest}`;
+    const url = (b: BlobRef) => `http://127.0.0.1:${port}/v2/${repo}/blobs/${b.digest}`;
+    const row = `mixed warm/cold pulls with random faults, ${mode}`;
 
-    // Warm-up, then the baseline.
-    for (const b of pool.slice(0, 5)) await fetchAndClassify(url(b), b.digest, b.size, {}, agent);
-    const baseline = { rss: rssKiB(mirror.pid!), fds: openFds(mirror.pid!) };
+    // Warm-up on every connection (so each worker has served), then the baseline.
+    await Promise.all(pool.slice(0, CLIENTS).map((b) => fetchAndClassify(url(b), b.digest, b.size, {}, agent)));
+    const baseline = resources(mirror);
+    expect(baseline.size).toBe(workers === 1 ? 1 : workers + 1);
 
-    let cold = 5;
+    let cold = CLIENTS;
     const until = Date.now() + SOAK_SECONDS * 1000;
     const client = async (): Promise<void> => {
       while (Date.now() < until) {
         if (random() < 0.3) hub.faults.push({ match: { kind: 'blob', method: 'GET' }, action: FAULTS[Math.floor(random() * FAULTS.length)]! });
-        if (cold >= pool.length) pool.push(await pushBlob(registry.url, 'library/soak', generateBytes(`soak-${pool.length}`, 20_000 + Math.floor(random() * 1_000_000))));
+        if (cold >= pool.length) pool.push(await pushBlob(registry.url, repo, generateBytes(`soak-${workers}-${pool.length}`, 20_000 + Math.floor(random() * 1_000_000))));
         const b = random() < 0.5 ? pool[cold++]! : pool[Math.floor(random() * Math.min(cold, pool.length))]!;
         const outcome: Outcome = await fetchAndClassify(url(b), b.digest, b.size, {}, agent);
-        tally.add('mixed warm/cold pulls with random faults', outcome);
+        tally.add(row, outcome);
       }
     };
     await Promise.all(Array.from({ length: CLIENTS }, client));
     hub.faults.length = 0;
 
-    expect(tally.total('corrupted')).toBe(0);
-    expect(tally.total('crashed')).toBe(0);
-    expect(tally.total('verified')).toBeGreaterThan(100);
+    const outcomes = tally.rows.get(row)!;
+    expect(outcomes.corrupted).toBe(0);
+    expect(outcomes.crashed).toBe(0);
+    expect(outcomes.verified).toBeGreaterThan(100);
 
     // Every blob in the cache is exactly what its name says.
     const { checked, wrong } = checkContentFiles(storage.path);
@@ -105,18 +140,27 @@ describe('soak', () => {
     expect(checked).toBeGreaterThan(10);
     expect(readdirSync(path.join(storage.path, 'tmp'))).toEqual([]);
 
-    // Idle again: file handles and memory back near the baseline.
+    // Idle again: file handles and memory back near the baseline, in every process.
     await agent.close();
-    let fds = openFds(mirror.pid!);
+    const settled = (now: Map<number, Resources>): boolean =>
+      [...baseline].every(([pid, base]) => {
+        const fds = now.get(pid)?.fds;
+        return fds !== undefined && fds.files <= base.fds.files && fds.sockets <= base.fds.sockets + 2;
+      });
+    let now = resources(mirror);
     // Idle keep-alive connections to the upstream close after 10 s: wait for them too.
-    for (let i = 0; i < 200 && (fds.files > baseline.fds.files || fds.sockets > baseline.fds.sockets + 2); i++) {
+    for (let i = 0; i < 200 && !settled(now); i++) {
       await new Promise((r) => setTimeout(r, 100));
-      fds = openFds(mirror.pid!);
+      now = resources(mirror);
     }
-    const rss = rssKiB(mirror.pid!);
-    console.log(`mirror baseline: rss ${baseline.rss} KiB, ${baseline.fds.files} files, ${baseline.fds.sockets} sockets; after the soak: rss ${rss} KiB, ${fds.files} files, ${fds.sockets} sockets`);
-    expect(fds.files).toBeLessThanOrEqual(baseline.fds.files);
-    expect(fds.sockets).toBeLessThanOrEqual(baseline.fds.sockets + 2);
-    expect(rss).toBeLessThan(baseline.rss + 80 * 1024);
+    console.log(`mirror (${mode}) baseline: ${describeResources(baseline)}; after the soak: ${describeResources(now)}`);
+    // The same processes: none died and was replaced.
+    expect([...now.keys()].sort()).toEqual([...baseline.keys()].sort());
+    for (const [pid, base] of baseline) {
+      const after = now.get(pid)!;
+      expect(after.fds.files).toBeLessThanOrEqual(base.fds.files);
+      expect(after.fds.sockets).toBeLessThanOrEqual(base.fds.sockets + 2);
+      expect(after.rss).toBeLessThan(base.rss + 80 * 1024);
+    }
   }, (SOAK_SECONDS + 120) * 1000);
 });
