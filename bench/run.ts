@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cleanup } from '../test/helpers/tmp.js';
@@ -33,7 +33,8 @@ const USAGE = `usage: npm run bench -- [scenario ...] [options]
   --worktree       build the mirror from the working tree (default: the committed HEAD)
   --reuse-build    run the mirror already built in bench/results/build (e.g. patched for an experiment)
   --tsx            run the mirror from the working tree's src/ under tsx, without building
-  --workers N      scenarios 1 and 2 also measure a mirror with mirror.workers N (an extra row, same run)
+  --workers N      scenarios 1 and 2 also measure a mirror with mirror.workers N (an extra row, same run);
+                   default: the machine's core count when it has 2 or more (not with --quick); 0: no such row
   --json FILE      where to write the JSON results (default bench/results/latest.json)
   --markdown FILE  also write the Markdown report there`;
 
@@ -69,12 +70,13 @@ async function main(): Promise<void> {
   }
   const selected = positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.id)) : SCENARIOS;
   const runs = values.quick ? 1 : Number(values.runs ?? 5);
-  const workers = values.workers === undefined ? undefined : Number(values.workers);
-  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 2)) {
-    process.stderr.write(`--workers: a whole number of at least 2, not ${values.workers}\n${USAGE}\n`);
+  const asked = values.workers === undefined ? (values.quick ? 0 : availableParallelism()) : Number(values.workers);
+  if (!(Number.isInteger(asked) && asked >= 0) || (values.workers !== undefined && asked === 1)) {
+    process.stderr.write(`--workers: 0 or a whole number of at least 2, not ${values.workers}\n${USAGE}\n`);
     process.exitCode = 2;
     return;
   }
+  const workers = asked >= 2 ? asked : undefined;
   const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
 
   let mirrorMain = join(root, 'src', 'main.ts');

@@ -133,6 +133,41 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
+/**
+ * Proportional set size (Linux `smaps_rollup`), bytes: each page shared by n processes counts 1/n in each, so
+ * the sum over processes counts the node binary and shared libraries once, where a sum of RSS counts them in
+ * every process.
+ */
+export function procPss(pid: number): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  return Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? Number.NaN) * 1024;
+}
+
+/** Samples the sum of several processes' PSS every `everyMs` until stopped; returns the largest sum seen. */
+export function sampleTreePss(pids: number[], everyMs = 50): { stop(): number } {
+  let peak = 0;
+  const tick = (): void => {
+    let sum = 0;
+    for (const p of pids) {
+      try {
+        sum += procPss(p);
+      } catch {
+        /* process gone */
+      }
+    }
+    peak = Math.max(peak, sum);
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      return peak;
+    },
+  };
+}
+
 /** Peak memory of several processes together, for one measured run: VmHWM reset first, VmRSS summed every `everyMs`. */
 export function sampleTreeRss(pids: number[], everyMs = 20): { stop(): number } {
   const canReset = pids.every((p) => resetPeak(p));
