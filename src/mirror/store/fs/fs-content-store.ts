@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { open, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fail } from '../../../common/errors.js';
@@ -6,12 +5,13 @@ import { parseDigest } from '../../../reference/grammar.js';
 import type { ContentEntry, ContentRead, ContentStore, PendingWrite } from '../content-store.js';
 import { resolveRange } from '../range.js';
 import type { BlobInfo, RangeRequest } from '../types.js';
+import { FileBody } from './file-body.js';
 import { FsContentWriter, WRITE_SUFFIX } from './fs-content-writer.js';
 import { dirNames, isMissing } from './missing.js';
 import type { ContentKind, StorageLayout } from './layout.js';
 
-/** 256 KiB reads: as fast as larger ones here, and a quarter of the memory per stream (each read allocates). */
-const READ_HIGH_WATER_MARK = 256 * 1024;
+/** 256 KiB reads: as fast as larger ones here, and a quarter of the memory per stream. */
+const READ_CHUNK = 256 * 1024;
 /** Files stat'ed at once while listing. */
 const STAT_BATCH = 64;
 
@@ -54,7 +54,7 @@ export class FsContentStore implements ContentStore {
       await fh.close();
       throw err;
     }
-    const body = createReadStream('', { fd: fh, start: range?.start ?? 0, end: range?.end, highWaterMark: READ_HIGH_WATER_MARK });
+    const body = new FileBody(fh, range?.start ?? 0, range?.end ?? info.size - 1, READ_CHUNK);
     return range ? { info, body, range } : { info, body };
   }
 
