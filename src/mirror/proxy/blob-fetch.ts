@@ -4,19 +4,20 @@ import type { Logger } from '../../common/logger.js';
 import type { ContentWriter } from '../store/content-store.js';
 import { resolveRange } from '../store/range.js';
 import { ByteWindow } from './byte-window.js';
+import type { WindowBudget } from './window-budget.js';
 import { release } from '../upstream/client.js';
 import { isStorageFull } from '../store/storage-full.js';
 import type { BlobInfo, ByteRange, RangeRequest } from '../store/types.js';
 
 const READ_CHUNK = 256 * 1024;
-/** Bytes gathered before a write to the temp file (one `writev`). */
+/** Bytes gathered (in one block) before a write to the temp file. */
 const WRITE_BATCH = 1024 * 1024;
 /** Writes to the temp file at once (measured: 4 x 1 MiB copies a blob about 1.6x faster than one 256 KiB write at a time). */
 const WRITES_IN_FLIGHT = 4;
 /**
  * Stored bytes the in-memory window of a download keeps for its followers (on top of those not stored yet,
- * at most the batch and the writes in flight). Followers within it are served from memory; slower ones read
- * the store.
+ * at most the batch and the writes in flight), while few downloads run (WindowBudget gives each less when
+ * many do). Followers within it are served from memory; slower ones read the store.
  */
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 
@@ -62,11 +63,12 @@ export class BlobFetch {
     expected: { digest: string; size: number | undefined },
     private readonly logger: Logger,
     private readonly resume?: { from: ResumeFrom; attempts: number },
-    windowBytes = WINDOW_BYTES,
+    /** The window's bytes, or the budget that shares them out between the process's downloads. */
+    windowBytes: number | WindowBudget = WINDOW_BYTES,
   ) {
     this.digest = expected.digest;
     this.size = expected.size;
-    this.window = new ByteWindow(windowBytes, writer.written);
+    this.window = typeof windowBytes === 'number' ? new ByteWindow(windowBytes, writer.written) : windowBytes.open(writer.written);
     this.announced = this.window.end;
     this.rearm();
     writer.on('progress', (written) => {
@@ -78,6 +80,10 @@ export class BlobFetch {
       this.notify();
     });
     this.done = this.run(body);
+    if (typeof windowBytes !== 'number') {
+      const close = (): void => windowBytes.close(this.window);
+      void this.done.then(close, close);
+    }
     // Followers observe failures through `state`; nobody may be awaiting `done`.
     this.done.catch(() => undefined);
   }
@@ -116,24 +122,27 @@ export class BlobFetch {
   /**
    * Copies one upstream body into the temp file; upstream failures are told apart from ours. Reading and
    * writing overlap: chunks that arrive while a write is in flight are gathered and written together.
+   * Chunks are copied into blocks of WRITE_BATCH bytes as they arrive, and the window and the writes hold
+   * the blocks, not the upstream's chunks: those are freed at once, where tens of thousands of small chunks
+   * held by many downloads at once fragmented the process's heap and stayed in its memory after the downloads.
    */
   private async copy(body: Readable): Promise<void> {
     const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
+    let block = Buffer.allocUnsafeSlow(WRITE_BATCH);
+    let filled = 0;
     /** Writes in flight, oldest first; a few at once keep the disk busy while the upstream keeps sending. */
     const inflight: Promise<void>[] = [];
     const settle = async (keep: number): Promise<void> => {
       while (inflight.length > keep) await inflight.shift();
     };
     const flush = async (): Promise<void> => {
-      if (batch.length > 0) {
-        const write = this.writer.append(batch);
+      if (filled > 0) {
+        const write = this.writer.append([block.subarray(0, filled)]);
         // Observed when it is awaited; keep it from being reported as unhandled meanwhile.
         write.catch(() => undefined);
         inflight.push(write);
-        batch = [];
-        batchBytes = 0;
+        block = Buffer.allocUnsafeSlow(WRITE_BATCH);
+        filled = 0;
       }
       await settle(WRITES_IN_FLIGHT - 1);
     };
@@ -149,19 +158,23 @@ export class BlobFetch {
           throw new UpstreamBodyError((err as Error).message, { cause: err });
         }
         if (next.done) break;
-        if (this.size !== undefined && this.writer.reservedBytes + batchBytes + next.value.length > this.size) {
+        const chunk = next.value;
+        if (this.size !== undefined && this.writer.reservedBytes + filled + chunk.length > this.size) {
           throw new MirrorgateError('SIZE_INVALID', `upstream sent more than the ${this.size} bytes it announced`);
         }
-        batch.push(next.value);
-        batchBytes += next.value.length;
-        // Followers may have these bytes now, before they are stored (but never the last one before verification).
-        // They are woken once a read's worth has arrived (or by the write's progress): a wake-up per upstream
+        for (let at = 0; at < chunk.length; ) {
+          const n = chunk.copy(block, filled, at);
+          // Followers may have these bytes now, before they are stored (but never the last one before verification).
+          this.window.push(block.subarray(filled, filled + n), this.writer.written);
+          filled += n;
+          at += n;
+          if (filled === block.length) await flush();
+        }
+        // Followers are woken once a read's worth has arrived (or by the write's progress): a wake-up per upstream
         // chunk meant a socket write per chunk, which cost a single cold client more than the file read it saved.
-        this.window.push(next.value, this.writer.written);
         if (this.window.end - this.announced >= READ_CHUNK) this.notify();
-        if (batchBytes >= WRITE_BATCH) await flush();
       }
-      await flush(); // the last batch
+      await flush(); // the last block
       await settle(0);
     } finally {
       // Whatever happened, no write may still be running when the caller resumes or cancels.
