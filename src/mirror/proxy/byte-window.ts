@@ -35,7 +35,7 @@ export class ByteWindow {
     return this.last;
   }
 
-  /** Capacity from now on (the process's windows share their memory: WindowBudget); what is over it goes at the next trim. */
+  /** Capacity from now on (the process's windows share their memory: DownloadBudget); what is over it goes at the next trim. */
   resize(capacity: number): void {
     this.capacity = capacity;
   }

@@ -8,8 +8,8 @@ import type { BlobContent, BlobInfo, BlobLocation, BlobStore, RangeRequest, Repo
 import { contentLength, header, release, type UpstreamResponse } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
-import { BlobFetch, WINDOW_BYTES } from './blob-fetch.js';
-import { WindowBudget } from './window-budget.js';
+import { BlobFetch, WINDOW_BYTES, WRITES_IN_FLIGHT } from './blob-fetch.js';
+import { DownloadBudget } from './download-budget.js';
 import { VerifyingSlice } from './direct-stream.js';
 import { isStorageFull, type StorageFullState } from '../store/storage-full.js';
 import { resolveRange } from '../store/range.js';
@@ -46,8 +46,8 @@ export class ProxyBlobStore implements BlobStore {
   private readonly writes = new Set<string>();
   /** Names this process as a lease holder. */
   private readonly holder = randomBytes(6).toString('hex');
-  /** The downloads' in-memory windows share a bounded amount of memory. */
-  private readonly windows = new WindowBudget(WINDOW_BYTES);
+  /** The downloads' windows and writes in flight share a bounded amount of memory. */
+  private readonly budget = new DownloadBudget(WINDOW_BYTES, WRITES_IN_FLIGHT);
 
   constructor(
     private readonly deps: {
@@ -235,7 +235,7 @@ export class ProxyBlobStore implements BlobStore {
       throw err;
     }
     const resume = { attempts: RESUME_ATTEMPTS, from: (offset: number) => this.resumeFrom(repo, digest, offset) };
-    const fetch = new BlobFetch(writer, res.body, { digest, size }, this.deps.logger, resume, this.windows);
+    const fetch = new BlobFetch(writer, res.body, { digest, size }, this.deps.logger, resume, this.budget);
     fetch.done.catch((err: unknown) => {
       if (err instanceof MirrorgateError && err.code === 'STORAGE_FULL') this.markFull(err);
       if (err instanceof MirrorgateError && err.code === 'UPSTREAM_INVALID_CONTENT') this.deps.metrics?.verificationFailures.inc({ upstream: repo.upstream, kind: 'blob' });

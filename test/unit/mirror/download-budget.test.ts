@@ -1,26 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { WindowBudget } from '../../../src/mirror/proxy/window-budget.js';
+import { DownloadBudget } from '../../../src/mirror/proxy/download-budget.js';
 
 const MiB = 1024 * 1024;
 
-describe('WindowBudget', () => {
-  it('gives each download the most while few run, shares the total when many do, never below the least', () => {
-    const budget = new WindowBudget(4 * MiB, 32 * MiB, 1 * MiB);
+describe('DownloadBudget', () => {
+  it('gives each download the most window and writes while few run, shares the totals when many do, never below the least', () => {
+    const budget = new DownloadBudget(4 * MiB, 4, 32 * MiB, 1 * MiB, 32);
     const windows = Array.from({ length: 8 }, () => budget.open(0));
-    expect(budget.share).toBe(4 * MiB);
+    expect([budget.share, budget.writes]).toEqual([4 * MiB, 4]);
     windows.push(...Array.from({ length: 8 }, () => budget.open(0)));
-    expect(budget.share).toBe(2 * MiB);
+    expect([budget.share, budget.writes]).toEqual([2 * MiB, 2]);
     windows.push(...Array.from({ length: 48 }, () => budget.open(0)));
-    expect(budget.share).toBe(1 * MiB);
+    expect([budget.share, budget.writes]).toEqual([1 * MiB, 1]);
     for (const w of windows.splice(8)) budget.close(w);
-    expect(budget.share).toBe(4 * MiB);
+    expect([budget.share, budget.writes]).toEqual([4 * MiB, 4]);
     budget.close(windows[0]!);
     budget.close(windows[0]!); // twice: no effect
     expect(budget.share).toBe(4 * MiB);
   });
 
   it('shrinks the windows already open: what is over the new share and stored goes at the next push', () => {
-    const budget = new WindowBudget(4 * MiB, 8 * MiB, 1 * MiB);
+    const budget = new DownloadBudget(4 * MiB, 4, 8 * MiB, 1 * MiB, 32);
     const first = budget.open(0);
     for (let i = 0; i < 8; i++) first.push(Buffer.alloc(MiB), (i + 1) * MiB);
     expect(first.bytes).toBe(4 * MiB);
