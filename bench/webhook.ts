@@ -13,7 +13,7 @@
  *   node --import tsx bench/webhook.ts --log silent    # the webhook without its info log lines
  *   node --import tsx bench/webhook.ts --dist DIR      # the webhook compiled (tsc) into DIR, as deployed
  *   node --import tsx bench/webhook.ts --cpu-prof DIR  # also V8 CPU profiles of the servers, in DIR
- *   node --import tsx bench/webhook.ts --pin           # servers on CPU 0, the load generator on the others (taskset)
+ *   node --import tsx bench/webhook.ts --pin           # fixed rates: servers on CPU 0, the load generator on the others
  *   node --import tsx bench/webhook.ts --trace-gc DIR  # the servers run with --trace-gc, their stdout in DIR/NAME.log
  *   node --import tsx bench/webhook.ts --dist DIR --baseline DIR2  # also a second webhook build (`webhook-base`)
  */
@@ -61,17 +61,23 @@ interface Target {
   gcLog?: string;
 }
 
+/** Sets the CPUs of a process and all its threads (util-linux taskset). */
+function setCpus(pid: number, cpus: string): void {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error(`taskset (util-linux) failed to set CPUs ${cpus} of ${pid}: ${r.error?.message ?? r.stderr.trim()}`);
+}
+
 /**
- * Pins this process (the load generator, all its threads) to every CPU but 0, which the servers get, so the
- * generator and the server under test do not take each other's core. Returns what the output says about it.
+ * `--pin`: at the fixed rates the servers run on CPU 0 and this process (the load generator) on the others, so
+ * neither takes the other's core and a server's latency is its own. Saturation runs unpinned (every process on
+ * every CPU): pinned, the generator's one core would set the ceiling for all servers alike.
  */
-function pinGenerator(): string {
-  const cpus = availableParallelism();
-  if (cpus < 2) throw new Error('--pin needs at least 2 CPUs');
-  const generatorCpus = cpus === 2 ? '1' : `1-${cpus - 1}`;
-  const r = spawnSync('taskset', ['-a', '-p', '-c', generatorCpus, String(process.pid)], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) throw new Error(`taskset (util-linux) failed to pin the load generator: ${r.error?.message ?? r.stderr.trim()}`);
-  return `servers pinned to CPU 0, load generator to CPU ${generatorCpus} (taskset)`;
+const ALL_CPUS = `0-${availableParallelism() - 1}`;
+const GENERATOR_CPUS = availableParallelism() === 2 ? '1' : `1-${availableParallelism() - 1}`;
+function pinFor(step: 'rate' | 'saturation', servers: readonly SpawnedServer[]): void {
+  if (!pin) return;
+  setCpus(process.pid, step === 'rate' ? GENERATOR_CPUS : ALL_CPUS);
+  for (const s of servers) setCpus(s.child.pid!, step === 'rate' ? '0' : ALL_CPUS);
 }
 
 async function main(): Promise<void> {
@@ -82,7 +88,8 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   const agent = new Agent({ connect: { ca: certs.caCert, servername: 'localhost' }, connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
   try {
-    const pinning = pin ? pinGenerator() : 'not pinned (servers and load generator share the CPUs)';
+    if (pin && availableParallelism() < 2) throw new Error('--pin needs at least 2 CPUs');
+    const pinning = pin ? `at the fixed rates servers pinned to CPU 0, load generator to CPU ${GENERATOR_CPUS}; saturation on all CPUs (taskset)` : 'not pinned (servers and load generator share the CPUs)';
     if (gcTraceDir) mkdirSync(gcTraceDir, { recursive: true });
     const kinds: Array<{ name: string; kind: ServerKind; from: string | undefined }> = SERVER_KINDS.map((kind) => ({ name: kind, kind, from: dist }));
     if (baseline) kinds.push({ name: 'webhook-base', kind: 'webhook', from: baseline });
@@ -92,7 +99,6 @@ async function main(): Promise<void> {
         uid,
         ...(from ? { dist: from } : {}),
         ...(cpuProfDir && name === kind ? { cpuProfDir } : {}),
-        ...(pin ? { cpus: '0' } : {}),
         ...(gcTraceDir ? { nodeFlags: ['--trace-gc'], stdoutFile: path.join(gcTraceDir, `${name}.log`) } : {}),
       });
       targets.push({ name, server, ...(gcTraceDir ? { gcLog: path.join(gcTraceDir, `${name}.log`) } : {}) });
@@ -105,11 +111,12 @@ async function main(): Promise<void> {
     const rows: string[] = [];
     rows.push(`node ${process.version}, ${fixtureName} (${Buffer.byteLength(body)} bytes), ${stepMs} ms per step and server in ${slices} slice(s), keep-alive, ${concurrency} connections max, webhook from ${dist ? 'compiled dist/' : 'src/ (tsx)'}, log level ${logLevel}${baseline ? `, webhook-base from ${path.relative(repoRoot, baseline)}` : ''}; ${pinning}`);
     rows.push('step           target              p50 ms   p99 ms    req/s   cpu us/review  errors  sent late p99 ms');
-    const steps: Array<{ label: string; run: (load: ReviewLoad, ms: number) => Promise<LoadRun> }> = [
+    const steps: Array<{ label: string; saturation?: boolean; run: (load: ReviewLoad, ms: number) => Promise<LoadRun> }> = [
       ...rates.map((rate) => ({ label: `${rate}/s`, run: (load: ReviewLoad, ms: number) => fixedRate(load, rate, ms) })),
-      { label: `saturation(${concurrency})`, run: (load: ReviewLoad, ms: number) => saturate(load, concurrency, ms) },
+      { label: `saturation(${concurrency})`, saturation: true, run: (load: ReviewLoad, ms: number) => saturate(load, concurrency, ms) },
     ];
     for (const step of steps) {
+      pinFor(step.saturation ? 'saturation' : 'rate', targets.map((t) => t.server));
       // In slices, the servers taking turns (the first one rotating), so a change in the machine's load lands on all of them.
       const runs = new Map<string, { runs: LoadRun[]; cpuMs: number; gc: string }>(targets.map((t) => [t.name, { runs: [], cpuMs: 0, gc: '' }]));
       for (let slice = 0; slice < slices; slice++) {

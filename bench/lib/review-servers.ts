@@ -24,8 +24,6 @@ export interface ServerOptions {
   dist?: string;
   /** Write V8 CPU profiles of this server into DIR/KIND when it exits (see `mainThreadProfile`). */
   cpuProfDir?: string;
-  /** Run the server on these CPUs only (a `taskset -c` list, e.g. `0`), away from the load generator's. */
-  cpus?: string;
   /** Extra V8/Node flags for this server (e.g. `--trace-gc`, to study its collector under load). */
   nodeFlags?: string[];
   /** Where the server's stdout goes (the webhook's log, `--trace-gc` lines); for the webhook a file in the certificate directory by default, discarded for the peers. */
@@ -68,8 +66,6 @@ async function webhookPort(logFile: string, child: ChildProcess): Promise<number
 /** Starts one server; resolves once it listens. */
 export async function spawnServer(kind: ServerKind, certDir: string, opts: ServerOptions): Promise<SpawnedServer> {
   const prof = [...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProfDir, kind)] : []), ...(opts.nodeFlags ?? [])];
-  // taskset execs node, so the child's pid is the server's and every thread it starts inherits the CPU list.
-  const launch = (nodeArgs: string[]): [string, string[]] => (opts.cpus !== undefined ? ['taskset', ['-c', opts.cpus, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs]);
   let child: ChildProcess;
   let port: number;
   if (kind === 'webhook') {
@@ -79,12 +75,12 @@ export async function spawnServer(kind: ServerKind, certDir: string, opts: Serve
     const log = await open(logFile, 'w');
     // No cluster: admission only (no pull secret sync, no caBundle patching), as the command runs outside one.
     const { KUBECONFIG: _kubeconfig, KUBERNETES_SERVICE_HOST: _host, ...env } = process.env;
-    child = spawn(...launch([...prof, ...main, ...cli]), { cwd: ROOT, env: { ...env, MIRRORGATE_LOG_LEVEL: opts.logLevel }, stdio: ['ignore', log.fd, 'inherit'] });
+    child = spawn(process.execPath, [...prof, ...main, ...cli], { cwd: ROOT, env: { ...env, MIRRORGATE_LOG_LEVEL: opts.logLevel }, stdio: ['ignore', log.fd, 'inherit'] });
     await log.close();
     port = await webhookPort(logFile, child);
   } else {
     const stdout = opts.stdoutFile ? await open(opts.stdoutFile, 'w') : undefined;
-    child = spawn(...launch([...prof, ...process.execArgv, PEER_MAIN, '--serve', kind, '--cert-dir', certDir, '--uid', opts.uid]), {
+    child = spawn(process.execPath, [...prof, ...process.execArgv, PEER_MAIN, '--serve', kind, '--cert-dir', certDir, '--uid', opts.uid], {
       stdio: ['ignore', stdout ? stdout.fd : 'ignore', 'inherit', 'pipe'],
     });
     await stdout?.close();

@@ -11,7 +11,7 @@ const WEBHOOK_BENCH = join(resolve(import.meta.dirname, '..'), 'webhook.ts');
  * 7. The webhook: AdmissionReviews over TLS keep-alive at rising rates, beside a floor server (reads and parses the
  * review) and a constant-answer server. Measured by bench/webhook.ts (its own script, kept separately); this
  * scenario runs it as a child process, with the webhook compiled like the mirror (unless `--tsx`), and includes
- * what it prints. With 2 CPUs or more the servers and the load generator are pinned to different ones (`--pin`),
+ * what it prints. With 2 CPUs or more, at the fixed rates, the servers and the load generator are pinned to different ones (`--pin`),
  * so the generator's TLS work does not take the server's core (the output says which way it ran).
  */
 export const webhook: Scenario = {
