@@ -24,6 +24,10 @@ export interface ServerOptions {
   dist?: string;
   /** Write V8 CPU profiles of this server into DIR/KIND when it exits (see `mainThreadProfile`). */
   cpuProfDir?: string;
+  /** Extra V8/Node flags for this server (e.g. `--trace-gc`, to study its collector under load). */
+  nodeFlags?: string[];
+  /** Where the server's stdout goes (the webhook's log, `--trace-gc` lines); for the webhook a file in the certificate directory by default, discarded for the peers. */
+  stdoutFile?: string;
 }
 
 export interface SpawnedServer {
@@ -61,13 +65,13 @@ async function webhookPort(logFile: string, child: ChildProcess): Promise<number
 
 /** Starts one server; resolves once it listens. */
 export async function spawnServer(kind: ServerKind, certDir: string, opts: ServerOptions): Promise<SpawnedServer> {
-  const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProfDir, kind)] : [];
+  const prof = [...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProfDir, kind)] : []), ...(opts.nodeFlags ?? [])];
   let child: ChildProcess;
   let port: number;
   if (kind === 'webhook') {
     const main = opts.dist ? [path.join(opts.dist, 'main.js')] : ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts')];
     const cli = ['webhook', '--listen', '127.0.0.1:0', '--tls-cert', path.join(certDir, 'tls.crt'), '--tls-key', path.join(certDir, 'tls.key'), '--no-mirror-probe'];
-    const logFile = path.join(certDir, 'webhook.log');
+    const logFile = opts.stdoutFile ?? path.join(certDir, 'webhook.log');
     const log = await open(logFile, 'w');
     // No cluster: admission only (no pull secret sync, no caBundle patching), as the command runs outside one.
     const { KUBECONFIG: _kubeconfig, KUBERNETES_SERVICE_HOST: _host, ...env } = process.env;
@@ -75,9 +79,11 @@ export async function spawnServer(kind: ServerKind, certDir: string, opts: Serve
     await log.close();
     port = await webhookPort(logFile, child);
   } else {
+    const stdout = opts.stdoutFile ? await open(opts.stdoutFile, 'w') : undefined;
     child = spawn(process.execPath, [...prof, ...process.execArgv, PEER_MAIN, '--serve', kind, '--cert-dir', certDir, '--uid', opts.uid], {
-      stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+      stdio: ['ignore', stdout ? stdout.fd : 'ignore', 'inherit', 'pipe'],
     });
+    await stdout?.close();
     const portPipe = child.stdio[3] as NodeJS.ReadableStream;
     port = await new Promise<number>((resolve, reject) => {
       let out = '';

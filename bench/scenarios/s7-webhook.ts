@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Scenario } from '../lib/context.js';
 import { emptyResult } from '../lib/report.js';
@@ -10,7 +11,8 @@ const WEBHOOK_BENCH = join(resolve(import.meta.dirname, '..'), 'webhook.ts');
  * 7. The webhook: AdmissionReviews over TLS keep-alive at rising rates, beside a floor server (reads and parses the
  * review) and a constant-answer server. Measured by bench/webhook.ts (its own script, kept separately); this
  * scenario runs it as a child process, with the webhook compiled like the mirror (unless `--tsx`), and includes
- * what it prints.
+ * what it prints. With 2 CPUs or more, at the fixed rates, the servers and the load generator are pinned to different ones (`--pin`),
+ * so the generator's TLS work does not take the server's core (the output says which way it ran).
  */
 export const webhook: Scenario = {
   id: '7',
@@ -23,7 +25,8 @@ export const webhook: Scenario = {
     }
     const compiled = ctx.mirrorMain.endsWith('.js') ? ['--dist', dirname(ctx.mirrorMain)] : [];
     const profile = ctx.cpuProfDir ? ['--cpu-prof', ctx.cpuProfDir] : [];
-    const args = ['--import', 'tsx', WEBHOOK_BENCH, ...(ctx.quick ? ['--quick'] : []), ...compiled, ...profile];
+    const pin = availableParallelism() >= 2 ? ['--pin'] : [];
+    const args = ['--import', 'tsx', WEBHOOK_BENCH, ...(ctx.quick ? ['--quick'] : []), ...compiled, ...profile, ...pin];
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
       const child = spawn(process.execPath, args, { cwd: resolve(import.meta.dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
