@@ -52,7 +52,7 @@ export const manifests: Scenario = {
     const crossD = await rate({ url: manifestUrl(proxies.distribution.url, image, 'digest'), method: 'GET', connections, durationMs });
     result.notes.push(
       `Load generator check: the undici client against nginx serving the same manifest file: ${fmtRate(floor.rps)} (${fmtRatio(floor.rps / mg.rps)} the mirror's GET by digest); it used ${Math.round((mg.clientCpu / mg.seconds) * 100)}% of a core during the mirror's GET by digest run.`,
-      `Cross-check with ${cross.tool} (a C client, lighter than undici) on GET by digest: mirrorgate ${fmtRate(cross.rps)} (p99 ${fmtMs(cross.p99Ms)}), distribution ${fmtRate(crossD.rps)} (p99 ${fmtMs(crossD.p99Ms)}): ${fmtRatio(cross.rps / crossD.rps)}.`,
+      `Cross-check with ${cross.tool === 'wrk' ? 'wrk (a C client, lighter than undici)' : 'a second undici run (wrk is not installed; bench/setup.sh installs it)'} on GET by digest: mirrorgate ${fmtRate(cross.rps)} (p99 ${fmtMs(cross.p99Ms)}), distribution ${fmtRate(crossD.rps)} (p99 ${fmtMs(crossD.p99Ms)}): ${fmtRatio(cross.rps / crossD.rps)}.`,
       'distribution asks its upstream on every tag request (a HEAD), the mirror answers tags within the freshness window (default 10 min) from its cache.',
     );
     result.metrics.nginxRps = floor.rps;
