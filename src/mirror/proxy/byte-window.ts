@@ -1,6 +1,6 @@
 /**
  * The latest bytes of one download, kept in memory so that clients keeping up with it are served from
- * there instead of reading the content write back. It holds views of the download's buffers (no copy) and is
+ * there instead of reading the content write back. It holds the upstream's own buffers (no copy) and is
  * bounded: once more than `capacity` bytes are held, the oldest are dropped, but only those the content
  * write has already stored (below `durable`), so a reader that falls behind the window always finds its
  * next byte in the store. What it holds beyond `capacity` is what the download has not stored yet, which
@@ -45,19 +45,11 @@ export class ByteWindow {
     return this.held;
   }
 
-  /**
-   * Adds the next bytes of the download, then drops what `durable` allows. A chunk that continues the last
-   * one in the same memory (the next bytes of one block) widens it, so a read within a block is one view.
-   */
+  /** Adds the next bytes of the download, then drops what `durable` allows. */
   push(chunk: Buffer, durable: number): void {
     if (chunk.length === 0) return;
-    const tail = this.chunks.length > this.head ? this.chunks[this.chunks.length - 1]! : undefined;
-    if (tail && tail.buffer === chunk.buffer && tail.byteOffset + tail.length === chunk.byteOffset) {
-      this.chunks[this.chunks.length - 1] = Buffer.from(tail.buffer, tail.byteOffset, tail.length + chunk.length);
-    } else {
-      this.chunks.push(chunk);
-      this.offsets.push(this.last);
-    }
+    this.chunks.push(chunk);
+    this.offsets.push(this.last);
     this.last += chunk.length;
     this.held += chunk.length;
     this.trim(durable);
@@ -76,8 +68,8 @@ export class ByteWindow {
 
   /**
    * Up to `length` bytes from `position`, as far as the window holds them; undefined when it does not hold
-   * `position`. Within one chunk, a view of it; across chunks, one copy (a few large writes to a client's
-   * socket cost much less than many small ones).
+   * `position`. Within one chunk, a view of it; across chunks, one copy (the upstream's chunks are small, and
+   * a few large writes to a client's socket cost much less than many small ones).
    */
   read(position: number, length: number): Buffer | undefined {
     if (position < this.first || position >= this.last || length <= 0) return undefined;
