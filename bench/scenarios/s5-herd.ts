@@ -74,6 +74,7 @@ export const herd: Scenario = {
       `The herd moves ${fmtBytes(clients * size)} to the clients; the one-client time is the floor only for a single download, the target asks the herd to finish close to it.`,
       'Upstream GETs are counted from the upstream registry\'s access log.',
       'The warm herd is the same clients again on the same server right after the cold herd, the blob now cached.',
+      `Cold herd / warm herd per run (mirror): ${slowest.get('mirrorgate')!.map((c, i) => fmtRatio(c / warm.get('mirrorgate')![i]!)).join(', ')}.`,
     );
     Object.assign(result.metrics, {
       clients,
