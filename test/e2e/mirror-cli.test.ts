@@ -28,7 +28,8 @@ describe('mirrorgate mirror (the command)', () => {
     writeFileSync(path.join(storage.path, 'tmp', 'left-by-a-crash.part'), 'partial');
     const port = await freePort();
     const cli = runCli(['mirror', '--upstream', `docker.io=${hub.url}`, '--storage', storage.path, '--listen', `127.0.0.1:${port}`], cleanup);
-    await cli.waitForOutput(/mirror listening on/);
+    // The command's line on stderr, not the log line on stdout (which says "mirror listening on" too, and may come first).
+    await cli.waitForOutput(/mirrorgate mirror listening on/);
     expect(cli.output()).toMatch(new RegExp(`mirroring docker.io -> ${hub.url.replace(/[.]/g, '\\.')}`));
     expect(readdirSync(path.join(storage.path, 'tmp'))).toEqual([]);
 
