@@ -4,15 +4,15 @@ import { ByteWindow } from './byte-window.js';
 export const WINDOWS_TOTAL_BYTES = 32 * 1024 * 1024;
 /** Never less per download: a client keeping up with the download still reads from memory. */
 export const WINDOW_LEAST_BYTES = 1024 * 1024;
-/** Writes (of one block each) all downloads of a process have in flight together, at most. */
+/** Writes (of one batch, about 1 MiB, each) all downloads of a process have in flight together, at most. */
 export const WRITES_TOTAL = 32;
 
 /**
  * Shares memory out between the downloads running in a process: each window gets up to `most` bytes and
- * each download up to `mostWrites` block writes in flight, less when many run at once (never below one
+ * each download up to `mostWrites` writes in flight, less when many run at once (never below one
  * write and `least` bytes), so 32 cold downloads hold what 8 would. Why: the memory a process reaches while
  * many downloads run stays with it afterwards (the heap it grew is not given back), so the number of
- * downloads at once, not their size, set a mirror's resident memory.
+ * downloads at once, not their size, sets a mirror's resident memory.
  */
 export class DownloadBudget {
   private readonly windows = new Set<ByteWindow>();
