@@ -143,19 +143,24 @@ export function procPss(pid: number): number {
   return Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? Number.NaN) * 1024;
 }
 
-/** Samples the sum of several processes' PSS every `everyMs` until stopped; returns the largest sum seen. */
-export function sampleTreePss(pids: number[], everyMs = 50): { stop(): number } {
+/** The sum of `read` over processes that are still there. */
+function sumOver(pids: number[], read: (pid: number) => number): number {
+  let sum = 0;
+  for (const p of pids) {
+    try {
+      sum += read(p);
+    } catch {
+      /* process gone */
+    }
+  }
+  return sum;
+}
+
+/** Samples the sum of `read` over several processes every `everyMs` until stopped; `stop` returns the largest sum seen. */
+function samplePeakSum(pids: number[], everyMs: number, read: (pid: number) => number): { stop(): number } {
   let peak = 0;
   const tick = (): void => {
-    let sum = 0;
-    for (const p of pids) {
-      try {
-        sum += procPss(p);
-      } catch {
-        /* process gone */
-      }
-    }
-    peak = Math.max(peak, sum);
+    peak = Math.max(peak, sumOver(pids, read));
   };
   tick();
   const timer = setInterval(tick, everyMs);
@@ -168,38 +173,20 @@ export function sampleTreePss(pids: number[], everyMs = 50): { stop(): number } 
   };
 }
 
+/** Samples the sum of several processes' PSS every `everyMs` until stopped; returns the largest sum seen. */
+export function sampleTreePss(pids: number[], everyMs = 50): { stop(): number } {
+  return samplePeakSum(pids, everyMs, procPss);
+}
+
 /** Peak memory of several processes together, for one measured run: VmHWM reset first, VmRSS summed every `everyMs`. */
 export function sampleTreeRss(pids: number[], everyMs = 20): { stop(): number } {
   const canReset = pids.every((p) => resetPeak(p));
-  let peak = 0;
-  const tick = (): void => {
-    let sum = 0;
-    for (const p of pids) {
-      try {
-        sum += procMemory(p).rss;
-      } catch {
-        /* process gone */
-      }
-    }
-    peak = Math.max(peak, sum);
-  };
-  tick();
-  const timer = setInterval(tick, everyMs);
+  const sampler = samplePeakSum(pids, everyMs, (p) => procMemory(p).rss);
   return {
     stop() {
-      clearInterval(timer);
-      tick();
+      const peak = sampler.stop();
       // The sum of each process's own peak: never below the true peak of the sum (they need not peak together).
-      let hwm = 0;
-      if (canReset) {
-        for (const p of pids) {
-          try {
-            hwm += procMemory(p).hwm;
-          } catch {
-            /* process gone */
-          }
-        }
-      }
+      const hwm = canReset ? sumOver(pids, (p) => procMemory(p).hwm) : 0;
       return Math.max(peak, hwm);
     },
   };
