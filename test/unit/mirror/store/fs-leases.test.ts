@@ -78,16 +78,18 @@ describe('FsMetadataStore leases across processes', () => {
   it('renewals in another process keep the lease past its first ttl; expired, it is taken over and the old holder loses it', async () => {
     const { dir, store } = await shared();
     const other = holder(dir, cleanup);
-    expect(await other.ask('acquire lifecycle 400')).toEqual({ acquired: true });
+    const ttl = 2000;
+    // Renewals come every 600 ms against a 2 s ttl: a loaded machine may delay a round trip by over a second.
+    expect(await other.ask(`acquire lifecycle ${ttl}`)).toEqual({ acquired: true });
     for (let i = 0; i < 4; i++) {
-      await sleep(150);
-      expect(await other.ask('renew lifecycle 400')).toEqual({ renewed: true });
+      await sleep(600);
+      expect(await other.ask(`renew lifecycle ${ttl}`)).toEqual({ renewed: true });
     }
-    expect(await store.acquireLease('lifecycle', 'here', 400)).toBeUndefined();
-    await sleep(500);
+    expect(await store.acquireLease('lifecycle', 'here', ttl)).toBeUndefined();
+    await sleep(ttl + 300);
     const mine = await store.acquireLease('lifecycle', 'here', 60_000);
     expect(mine).toBeDefined();
-    expect(await other.ask('renew lifecycle 400')).toEqual({ renewed: false });
+    expect(await other.ask(`renew lifecycle ${ttl}`)).toEqual({ renewed: false });
     await other.ask('release lifecycle');
     expect(await store.acquireLease('lifecycle', 'again', 60_000)).toBeUndefined();
     expect(await mine!.renew(60_000)).toBe(true);
