@@ -410,7 +410,7 @@ export const mirrorSchema = z
     headersTimeout: duration.default(30_000),
     /** How long in-flight requests may take on SIGTERM before connections are closed anyway. */
     shutdownGrace: duration.default(30_000),
-    /** Processes serving the registry on the one listening socket: a number, or `auto` (one per available core). */
+    /** Processes serving the registry, the primary handing them its connections: a number, or `auto` (one per available core). */
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
     auth: mirrorAuthSchema.prefault({}),
     limits: mirrorLimitsSchema.prefault({}),

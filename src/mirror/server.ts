@@ -1,10 +1,9 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../common/clock.js';
 import { fail } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { formatListen, parseListen } from '../config/listen.js';
+import { formatListen } from '../config/listen.js';
 import type { Config } from '../config/schema.js';
 import type { PasswordVerifier } from './auth/authenticator.js';
 import { AccessRules } from './auth/access.js';
@@ -13,6 +12,7 @@ import { AccessTracker } from './cache/access-tracker.js';
 import { CacheManager } from './cache/cache-manager.js';
 import { createMirrorApp } from './http/app.js';
 import { requestGuard } from './http/guard.js';
+import { ListeningSocket, type ConnectionSource } from './http/connection-source.js';
 import { createHttpServer } from './http/http-server.js';
 import { prefetchRoute } from './http/prefetch-route.js';
 import { Semaphore } from './limits/semaphore.js';
@@ -53,6 +53,8 @@ export interface MirrorServerDeps {
   worker?: boolean;
   /** What /metrics answers (default: this process's registry). */
   metricsText?: () => Promise<string>;
+  /** Where connections come from (default: a socket listening on `mirror.listen`). */
+  connections?: ConnectionSource;
 }
 
 /**
@@ -87,12 +89,14 @@ export class MirrorServer {
   /** What the status page at /ui shows. */
   readonly status: StatusService;
   private tls: TlsFiles | undefined;
+  private readonly connections: ConnectionSource;
 
   constructor(private readonly config: Config, private readonly deps: MirrorServerDeps) {
     const clock = deps.clock ?? systemClock;
     const logger = deps.logger;
     this.metrics = deps.metrics ?? new MirrorMetrics({ defaultMetrics: true, clock });
     this.ownsStorage = !deps.storage;
+    this.connections = deps.connections ?? new ListeningSocket(config.mirror.listen);
     this.storage = deps.storage ?? createStorage(config.mirror, { clock, logger, registry: this.metrics.registry, env: deps.env ?? process.env, shared: deps.worker ?? false });
     const limits = config.mirror.limits;
     const fetchGate = new Semaphore({ max: limits.upstreamFetches, maxQueued: limits.upstreamQueue, queueTimeoutMs: limits.upstreamQueueTimeout, what: 'too many upstream fetches in progress' });
@@ -212,15 +216,7 @@ export class MirrorServer {
       this.tls.watch(this.config.mirror.watchInterval);
     }
     this.server = createHttpServer(app, this.config.mirror, this.tls);
-    const listen = parseListen(this.config.mirror.listen)!;
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(listen.port, listen.host, () => {
-        this.server!.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = this.server.address() as AddressInfo;
+    const addr = await this.connections.open(this.server);
     this.ready = true;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
@@ -258,7 +254,7 @@ export class MirrorServer {
     this.stopping = true;
     const server = this.server;
     if (server) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = this.connections.close();
       // Keep-alive connections become idle as their requests finish: close them as they do.
       const sweeper = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();

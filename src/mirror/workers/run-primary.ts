@@ -23,7 +23,7 @@ export async function runPrimary(config: Config, count: number, logger: Logger):
   const heartbeat = setInterval(() => void claim.heartbeat(), CLAIM_HEARTBEAT_MS);
   heartbeat.unref();
   serveClusterMetrics();
-  const pool = new WorkerPool({ count, tls: Boolean(config.mirror.tls), shutdownGraceMs: config.mirror.shutdownGrace, logger });
+  const pool = new WorkerPool({ count, listen: config.mirror.listen, tls: Boolean(config.mirror.tls), shutdownGraceMs: config.mirror.shutdownGrace, logger });
   const release = async (): Promise<void> => {
     clearInterval(heartbeat);
     await claim.release();
