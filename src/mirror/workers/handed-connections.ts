@@ -5,7 +5,6 @@ import { HANDOFF, isHandoffMessage, type HandoffMessage } from './handoff-messag
 /** The IPC channel to the primary: `process` in a worker. */
 export interface PrimaryChannel {
   on(event: 'message', listener: (message: unknown, handle: unknown) => void): unknown;
-  off(event: 'message', listener: (message: unknown, handle: unknown) => void): unknown;
   send(message: HandoffMessage): void;
 }
 
@@ -38,8 +37,8 @@ export class HandedConnections implements ConnectionSource {
 
   close(): Promise<void> {
     if (!this.closing) {
+      // Still listening: a connection the primary sent before it read 'closing' is taken and closed at once.
       this.closing = true;
-      this.channel.off('message', this.onMessage);
       this.channel.send({ type: HANDOFF, kind: 'closing' });
       // Ends the server's connection tracking as closing a listening server does; the sockets stay open.
       this.server?.close();

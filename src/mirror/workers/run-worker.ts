@@ -22,7 +22,6 @@ export async function runWorker(config: Config): Promise<void> {
   if (!address) throw new Error(`a mirror worker needs ${PRIMARY_ADDRESS_ENV} from its primary`);
   const channel: PrimaryChannel = {
     on: (event, listener) => process.on(event, listener),
-    off: (event, listener) => process.off(event, listener),
     send: (message) => {
       if (process.connected) process.send!(message);
     },

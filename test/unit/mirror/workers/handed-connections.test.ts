@@ -90,6 +90,10 @@ describe('HandedConnections', () => {
     let closed = false;
     const done = handed.close().then(() => (closed = true));
     expect(primary.said).toContainEqual({ type: HANDOFF, kind: 'closing' });
+    // Sent before the primary read 'closing': taken, and closed at once.
+    const late = primary.said.length;
+    expect(await exchange(port, 'GET /v2/ HTTP/1.1\r\nHost: m\r\n\r\n')).toEqual({ got: '', closed: true });
+    expect(primary.said.slice(late)).toEqual([{ type: HANDOFF, kind: 'taken', id: 3 }]);
     await new Promise((r) => setTimeout(r, 100));
     expect(closed).toBe(false);
     held.destroy();
