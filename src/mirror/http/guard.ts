@@ -64,8 +64,13 @@ function watchBody(req: Request, res: Response, limit: { totalMs: number } | { s
         : undefined;
   if (!timer) return;
   timer.unref();
-  // Not when the answer is sent: a body still trickling in would hold the connection after it.
-  const done = (): void => clearTimeout(timer);
+  // Not when the answer is sent: a body still trickling in would hold the connection after it. Both listeners
+  // go once either fires: a keep-alive connection carries many requests, and each would leave its closure.
+  const done = (): void => {
+    clearTimeout(timer);
+    req.off('end', done);
+    socket.off('close', done);
+  };
   req.once('end', done);
   socket.once('close', done);
 }
