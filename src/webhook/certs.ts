@@ -1,5 +1,17 @@
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
+
+const require = createRequire(import.meta.url);
+let loaded: typeof Forge | undefined;
+
+/**
+ * node-forge, loaded on first use: the mirror's processes and the commands that make no certificate never
+ * load it (about 11 MB of RSS each), though they import this file for its names and dates.
+ */
+function forge(): typeof Forge {
+  return (loaded ??= require('node-forge') as typeof Forge);
+}
 
 /** A CA and the serving certificate it signed, all PEM. */
 export interface CertBundle {
@@ -22,12 +34,12 @@ function serial(): string {
   return b.toString('hex');
 }
 
-function keyPair(): forge.pki.rsa.KeyPair {
+function keyPair(): Forge.pki.rsa.KeyPair {
   // node-forge hands RSA key generation to Node's crypto when it can, so this is fast.
-  return forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+  return forge().pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
 }
 
-function base(cert: forge.pki.Certificate, opts: CertOptions): void {
+function base(cert: Forge.pki.Certificate, opts: CertOptions): void {
   cert.serialNumber = serial();
   // Back-date a little: clocks in a cluster are not exactly in step.
   cert.validity.notBefore = new Date(opts.now - 5 * 60_000);
@@ -36,7 +48,7 @@ function base(cert: forge.pki.Certificate, opts: CertOptions): void {
 
 export function generateCa(opts: CertOptions & { commonName?: string }): { cert: string; key: string } {
   const keys = keyPair();
-  const cert = forge.pki.createCertificate();
+  const cert = forge().pki.createCertificate();
   base(cert, opts);
   cert.publicKey = keys.publicKey;
   const subject = [{ name: 'commonName', value: opts.commonName ?? 'mirrorgate webhook CA' }, { name: 'organizationName', value: 'mirrorgate' }];
@@ -47,18 +59,18 @@ export function generateCa(opts: CertOptions & { commonName?: string }): { cert:
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  cert.sign(keys.privateKey, forge().md.sha256.create());
+  return { cert: forge().pki.certificateToPem(cert), key: forge().pki.privateKeyToPem(keys.privateKey) };
 }
 
 export function issueServingCert(
   ca: { cert: string; key: string },
   opts: CertOptions & { dnsNames: readonly string[]; ipAddresses?: readonly string[] },
 ): { cert: string; key: string } {
-  const caCert = forge.pki.certificateFromPem(ca.cert);
-  const caKey = forge.pki.privateKeyFromPem(ca.key);
+  const caCert = forge().pki.certificateFromPem(ca.cert);
+  const caKey = forge().pki.privateKeyFromPem(ca.key);
   const keys = keyPair();
-  const cert = forge.pki.createCertificate();
+  const cert = forge().pki.createCertificate();
   base(cert, opts);
   cert.publicKey = keys.publicKey;
   cert.setSubject([{ name: 'commonName', value: opts.dnsNames[0] ?? 'mirrorgate-webhook' }]);
@@ -72,8 +84,8 @@ export function issueServingCert(
       altNames: [...opts.dnsNames.map((value) => ({ type: 2, value })), ...(opts.ipAddresses ?? []).map((ip) => ({ type: 7, ip }))],
     },
   ]);
-  cert.sign(caKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  cert.sign(caKey, forge().md.sha256.create());
+  return { cert: forge().pki.certificateToPem(cert), key: forge().pki.privateKeyToPem(keys.privateKey) };
 }
 
 /** The DNS names the API server may use to reach the webhook's Service, plus local names for development. */

@@ -1,20 +1,13 @@
 import type { Clock } from '../../common/clock.js';
 import { fail } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import { DOCKER_HUB_ALIASES, type Config } from '../../config/schema.js';
+import type { Config } from '../../config/schema.js';
 import { isValidRepositoryPath, PATH_COMPONENT_RE } from '../../reference/grammar.js';
 import type { MirrorMetrics } from '../metrics.js';
 import type { RepositoryRef } from '../store/types.js';
 import { UpstreamClient } from './client.js';
+import { canonicalHost, DOCKER_HUB } from './upstream-host.js';
 import type { Semaphore } from '../limits/semaphore.js';
-
-export const DOCKER_HUB = 'docker.io';
-
-/** Canonical upstream key for a registry host as written by a client (Docker Hub has three names). */
-export function canonicalHost(host: string): string {
-  const h = host.toLowerCase();
-  return DOCKER_HUB_ALIASES.includes(h) ? DOCKER_HUB : h;
-}
 
 /**
  * The configured upstreams and the routing from a request's repository name to one of them:

@@ -1,7 +1,7 @@
 import { parseReference } from '../../reference/parse.js';
 import { rootLabel } from '../cache/plan.js';
 import type { RepositoryRef } from '../store/types.js';
-import { canonicalHost } from '../upstream/upstreams.js';
+import { canonicalHost } from '../upstream/upstream-host.js';
 
 /** An image kept warm, resolved to the repository that holds it in the cache. */
 export interface WarmTarget {

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { Agent } from 'undici';
 import { loadConfig } from '../../config/load.js';
 import { parseListen } from '../../config/listen.js';
 import { PLATFORM_RE, type Config } from '../../config/schema.js';
@@ -9,7 +8,6 @@ import { readPasswordFromStream } from '../../deploy/read-password.js';
 import { parseReference } from '../../reference/parse.js';
 import { formatBytes } from '../cache/report.js';
 import { fetchImage } from './fetch-image.js';
-import { MirrorHttpSource } from './http-source.js';
 import { warmTargets } from './targets.js';
 
 export interface WarmFlags {
@@ -70,6 +68,9 @@ export async function runWarm(images: string[], flags: WarmFlags, io: WarmIo, en
   }
   const password = flags.passwordStdin ? await readPasswordFromStream(io.stdin) : undefined;
   const authorization = flags.user !== undefined ? `Basic ${Buffer.from(`${flags.user}:${password ?? ''}`).toString('base64')}` : undefined;
+  // undici is loaded here, not at the top: every process that builds the command tree imports this file.
+  const { Agent } = await import('undici');
+  const { MirrorHttpSource } = await import('./http-source.js');
   const dispatcher = new Agent(flags.ca ? { connect: { ca: readFileSync(flags.ca) } } : {});
   let failed = 0;
   try {
