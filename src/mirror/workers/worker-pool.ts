@@ -29,10 +29,9 @@ export class WorkerPool {
   private stopping = false;
   private readonly exits: number[] = [];
   private readonly restarts = new Set<NodeJS.Timeout>();
+  private handoff: ConnectionHandoff | undefined;
 
   constructor(private readonly opts: WorkerPoolOptions) {}
-
-  private handoff: ConnectionHandoff | undefined;
 
   /** Listens and forks the workers; resolves with the URL once one is ready, fails when one exits before any was. */
   async start(): Promise<string> {
