@@ -12,7 +12,7 @@ import { AccessTracker } from './cache/access-tracker.js';
 import { CacheManager } from './cache/cache-manager.js';
 import { createMirrorApp } from './http/app.js';
 import { requestGuard } from './http/guard.js';
-import { ListeningSocket, type ConnectionSource } from './http/connection-source.js';
+import { ListeningSocket, urlOf, type ConnectionSource } from './http/connection-source.js';
 import { createHttpServer } from './http/http-server.js';
 import { prefetchRoute } from './http/prefetch-route.js';
 import { Semaphore } from './limits/semaphore.js';
@@ -218,8 +218,7 @@ export class MirrorServer {
     this.server = createHttpServer(app, this.config.mirror, this.tls);
     const addr = await this.connections.open(this.server);
     this.ready = true;
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const url = `${tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`;
+    const url = urlOf(addr, Boolean(tls));
     this.deps.logger.info(
       {
         listen: formatListen({ host: addr.address, port: addr.port }),

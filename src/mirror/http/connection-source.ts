@@ -38,3 +38,10 @@ export class ListeningSocket implements ConnectionSource {
     return new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
+
+/** The URL clients reach a bound address at (a wildcard address as loopback). */
+export function urlOf(address: AddressInfo, tls: boolean): string {
+  const raw = address.address;
+  const host = raw === '0.0.0.0' || raw === '::' || raw === '' ? '127.0.0.1' : address.family === 'IPv6' ? `[${raw}]` : raw;
+  return `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+}

@@ -1,6 +1,6 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../../common/logger.js';
-import { parseListen } from '../../config/listen.js';
+import { ListeningSocket } from '../http/connection-source.js';
 import { HANDOFF, isHandoffMessage, type HandoffMessage } from './handoff-messages.js';
 
 /** A worker as the handoff sees it: a cluster Worker. */
@@ -22,7 +22,7 @@ const MAX_QUEUED = 1024;
  * socket, and closes the copies a dead worker never took, so their clients see the connection end.
  */
 export class ConnectionHandoff {
-  private server: Server | undefined;
+  private readonly socket: ListeningSocket;
   private readonly ready: HandoffWorker[] = [];
   private next = 0;
   private lastId = 0;
@@ -31,26 +31,20 @@ export class ConnectionHandoff {
   private readonly queued: Socket[] = [];
   private closed = false;
 
-  constructor(private readonly opts: { listen: string; logger: Logger; onReady: (worker: HandoffWorker) => void }) {}
+  constructor(private readonly opts: { listen: string; logger: Logger; onReady: (worker: HandoffWorker) => void }) {
+    this.socket = new ListeningSocket(opts.listen);
+  }
 
   /** Listens on `mirror.listen`; resolves with the bound address. */
   async listen(): Promise<AddressInfo> {
-    const listen = parseListen(this.opts.listen)!;
     const server = createServer({ pauseOnConnect: true }, (socket) => {
       // A client that resets before a worker took its connection must not take the primary down.
       socket.on('error', () => socket.destroy());
       this.dispatch(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listen.port, listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const address = await this.socket.open(server);
     server.on('error', (err) => this.opts.logger.error({ err: err.message }, 'listening socket error'));
-    this.server = server;
-    return server.address() as AddressInfo;
+    return address;
   }
 
   /** Follows a new worker: it gets connections from when it says it is ready until it closes or exits. */
@@ -86,9 +80,7 @@ export class ConnectionHandoff {
   close(): Promise<void> {
     this.closed = true;
     for (const socket of this.queued.splice(0)) socket.destroy();
-    const server = this.server;
-    if (!server) return Promise.resolve();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
+    return this.socket.close();
   }
 
   private dispatch(socket: Socket): void {

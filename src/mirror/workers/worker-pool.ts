@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { fail } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
+import { urlOf } from '../http/connection-source.js';
 import { ConnectionHandoff } from './connection-handoff.js';
 import { PRIMARY_ADDRESS_ENV } from './handoff-messages.js';
 import { RESTART_WINDOW_MS, restartDelay } from './worker-count.js';
@@ -100,11 +101,4 @@ export class WorkerPool {
   private killAll(): void {
     for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill('SIGKILL');
   }
-}
-
-/** The URL clients reach the workers at (the wildcard addresses as loopback). */
-function urlOf(address: AddressInfo, tls: boolean): string {
-  const raw = address.address;
-  const host = raw === '0.0.0.0' || raw === '::' || raw === '' ? '127.0.0.1' : address.family === 'IPv6' ? `[${raw}]` : raw;
-  return `${tls ? 'https' : 'http'}://${host}:${address.port}`;
 }
